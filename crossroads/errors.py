@@ -1,0 +1,143 @@
+"""Every exception crossroads raises.
+
+Hierarchy::
+
+    CrossroadsError
+    ├── ConfigError                 bad flow/suite YAML or a bad reference in it
+    │   └── UnknownNameError        a router, node or target name that is not defined
+    │       ├── UnknownRouterError
+    │       └── UnknownTargetError
+    ├── FlowError                   a flow that cannot be built or run as declared
+    │   └── StepLimitError          a run took more steps than the flow's max_steps
+    ├── RoutingError                a router broke the protocol (unknown target, missing scores, ...)
+    │   └── RouterOutputError       an LLM router's output could not be parsed
+    ├── TargetError                 a target (agent, tool, model) failed while running
+    ├── FeedbackError               feedback for an unknown decision, a NaN reward, ...
+    └── TraceStoreError             the trace database cannot be used
+        ├── TraceStoreCorruptError  the file is not a readable crossroads trace DB
+        └── TraceSchemaVersionError the DB was written by another schema version
+
+Messages name the offending thing and how to fix it; where a choice was wrong they list the
+valid choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ConfigError",
+    "CrossroadsError",
+    "FeedbackError",
+    "FlowError",
+    "RouterOutputError",
+    "RoutingError",
+    "StepLimitError",
+    "TargetError",
+    "TraceSchemaVersionError",
+    "TraceStoreCorruptError",
+    "TraceStoreError",
+    "UnknownNameError",
+    "UnknownRouterError",
+    "UnknownTargetError",
+]
+
+
+class CrossroadsError(Exception):
+    """Base class of every crossroads error."""
+
+
+class ConfigError(CrossroadsError):
+    """A flow or suite configuration is invalid; the message names the file and field."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name that is not defined; lists the known names and the closest match."""
+
+    def __init__(self, what: str, name: str, known: Iterable[str], *, hint: str = "") -> None:
+        self.what = what
+        self.name = name
+        self.known = sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=1)
+        msg = f"unknown {what} {name!r}; known: {', '.join(self.known) or '(none)'}"
+        if close:
+            msg += f" (did you mean {close[0]!r}?)"
+        if hint:
+            msg += f". {hint}"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class UnknownRouterError(UnknownNameError):
+    """A router name that is neither built in nor registered through an entry point."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(
+            "router",
+            name,
+            known,
+            hint="Register third-party routers under the 'crossroads.routers' entry point",
+        )
+
+
+class UnknownTargetError(UnknownNameError):
+    """A node or target name that the flow does not define."""
+
+    def __init__(self, name: str, known: Iterable[str], *, what: str = "target") -> None:
+        super().__init__(what, name, known)
+
+
+class FlowError(CrossroadsError):
+    """A flow cannot be compiled or run as declared."""
+
+
+class StepLimitError(FlowError):
+    """A run exceeded the flow's ``max_steps``."""
+
+
+class RoutingError(CrossroadsError):
+    """A router broke the routing protocol, e.g. it chose a target that is not a candidate."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        router: str = "",
+        target: str | None = None,
+        candidates: Iterable[str] = (),
+    ) -> None:
+        self.router = router
+        self.target = target
+        self.candidates = tuple(candidates)
+        super().__init__(message)
+
+
+class RouterOutputError(RoutingError):
+    """An LLM router's output could not be parsed into a decision."""
+
+
+class TargetError(CrossroadsError):
+    """A target (agent, tool or model) failed while running."""
+
+    def __init__(self, message: str, *, target: str = "") -> None:
+        self.target = target
+        super().__init__(message)
+
+
+class FeedbackError(CrossroadsError):
+    """Feedback that cannot be applied: unknown decision id, non-finite reward, ..."""
+
+
+class TraceStoreError(CrossroadsError):
+    """The trace database cannot be used."""
+
+
+class TraceStoreCorruptError(TraceStoreError):
+    """The trace file is not a readable crossroads trace database."""
+
+
+class TraceSchemaVersionError(TraceStoreError):
+    """The trace database was written with a different schema version."""

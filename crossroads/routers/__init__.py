@@ -1,0 +1,19 @@
+"""Routers: the protocol, the registry and the built-in router families."""
+
+from .base import Router
+from .registry import available_routers, create_router, get_router_class, register_router
+from .rules import RulesRouter
+from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
+
+__all__ = [
+    "CheapestRouter",
+    "FixedRouter",
+    "MostCapableRouter",
+    "RandomRouter",
+    "Router",
+    "RulesRouter",
+    "available_routers",
+    "create_router",
+    "get_router_class",
+    "register_router",
+]

@@ -1,0 +1,109 @@
+"""The one trace schema every router writes: runs, steps, decisions, calls, events.
+
+Tables are prefixed ``cr_`` so they can share a file with LangGraph's checkpoint tables.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlmodel import Field, SQLModel
+
+__all__ = ["SCHEMA_VERSION", "CallRow", "DecisionRow", "EventRow", "MetaRow", "RunRow", "StepRow"]
+
+SCHEMA_VERSION = 1
+"""Bumped whenever a table changes; a DB of another version is refused, never rewritten."""
+
+
+class MetaRow(SQLModel, table=True):
+    """Key/value facts about the store itself (``schema_version``)."""
+
+    __tablename__ = "cr_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class RunRow(SQLModel, table=True):
+    """One run of a flow (a thread; resuming it continues the same run)."""
+
+    __tablename__ = "cr_runs"
+    id: str = Field(primary_key=True)
+    flow: str = Field(index=True)
+    thread_id: str = Field(index=True)
+    status: str = Field(index=True)  # running | succeeded | failed | interrupted
+    input: str = ""
+    output: Optional[str] = None
+    error: Optional[str] = None
+    started_at: float = Field(index=True)
+    ended_at: Optional[float] = None
+    metadata_json: str = "{}"
+
+
+class StepRow(SQLModel, table=True):
+    """One node execution; a re-run after resume is a second row with the same graph_step."""
+
+    __tablename__ = "cr_steps"
+    id: str = Field(primary_key=True)
+    run_id: str = Field(index=True, foreign_key="cr_runs.id")
+    node: str
+    kind: str = "agent"
+    graph_step: int = 0
+    status: str = "succeeded"  # succeeded | failed
+    input_summary: str = ""
+    output_summary: str = ""
+    started_at: float = Field(index=True)
+    ended_at: float = 0.0
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    error: Optional[str] = None
+
+
+class DecisionRow(SQLModel, table=True):
+    """A routing decision: every candidate with its score, the chosen target(s), the rationale."""
+
+    __tablename__ = "cr_decisions"
+    id: str = Field(primary_key=True)
+    run_id: str = Field(index=True, foreign_key="cr_runs.id")
+    source: str
+    router: str = Field(index=True)
+    step_index: int = 0
+    query: str = ""
+    candidates_json: str = "[]"  # [{"name":..., "score":...}, ...]
+    chosen_json: str = "[]"
+    rationale: str = ""
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    created_at: float = Field(index=True)
+    metadata_json: str = "{}"
+
+
+class CallRow(SQLModel, table=True):
+    """A model or tool call made by a target or a router."""
+
+    __tablename__ = "cr_calls"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, foreign_key="cr_runs.id")
+    step_id: Optional[str] = Field(default=None, index=True)
+    target: str
+    kind: str = "model"
+    model: Optional[str] = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    error: Optional[str] = None
+    created_at: float = 0.0
+
+
+class EventRow(SQLModel, table=True):
+    """Retry, reroute, escalation, fallback, routing error, resume, learning update, ..."""
+
+    __tablename__ = "cr_events"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: Optional[str] = Field(default=None, index=True)
+    step_id: Optional[str] = None
+    decision_id: Optional[str] = Field(default=None, index=True)
+    kind: str = Field(index=True)
+    target: Optional[str] = None
+    detail_json: str = "{}"
+    created_at: float = 0.0
