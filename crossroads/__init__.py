@@ -1,0 +1,155 @@
+"""crossroads: routed agent graphs on LangGraph.
+
+Targets (agents, tools, models) are composed into a :class:`Flow`; every edge with a choice is
+decided at run time by a :class:`Router`, and every decision is recorded in one trace schema.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
+    from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
+    from .errors import (
+        ConfigError,
+        CrossroadsError,
+        FeedbackError,
+        FlowError,
+        RouterOutputError,
+        RoutingError,
+        StepLimitError,
+        TargetError,
+        TraceSchemaVersionError,
+        TraceStoreCorruptError,
+        TraceStoreError,
+        UnknownNameError,
+        UnknownRouterError,
+        UnknownTargetError,
+    )
+    from .orchestrator import CompiledFlow, Flow, RunResult
+    from .orchestrator.config import load_flow
+    from .routers import (
+        CheapestRouter,
+        FixedRouter,
+        HumanRouter,
+        MostCapableRouter,
+        RandomRouter,
+        Router,
+        RulesRouter,
+        available_routers,
+        create_router,
+        get_router_class,
+        register_router,
+    )
+    from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .types import (
+        END,
+        START,
+        CallUsage,
+        CostModel,
+        Decision,
+        Feedback,
+        Health,
+        HealthStatus,
+        Message,
+        RouteContext,
+        TargetInfo,
+        TargetKind,
+        TargetRequest,
+        TargetResult,
+    )
+
+_EXPORTS = {
+    "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
+    "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
+               "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
+               "UnknownNameError", "UnknownRouterError", "UnknownTargetError"],
+    "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
+    "orchestrator.config": ["load_flow"],
+    "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter",
+                "available_routers", "create_router", "get_router_class", "register_router"],
+    "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
+    "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
+              "RouteContext", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy exports keep `import crossroads` (and `crossroads --help`) free of LangGraph/SQLAlchemy.
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module 'crossroads' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "END",
+    "START",
+    "CallUsage",
+    "ChatModel",
+    "CheapestRouter",
+    "CompiledFlow",
+    "ConfigError",
+    "CostModel",
+    "CrossroadsError",
+    "Decision",
+    "Feedback",
+    "FeedbackError",
+    "FixedRouter",
+    "Flow",
+    "FlowError",
+    "FunctionModel",
+    "Health",
+    "HealthStatus",
+    "HealthTracker",
+    "HumanRouter",
+    "MemoryRecorder",
+    "Message",
+    "ModelResponse",
+    "MostCapableRouter",
+    "NullRecorder",
+    "RandomRouter",
+    "Recorder",
+    "RouteContext",
+    "Router",
+    "RouterOutputError",
+    "RoutingError",
+    "RulesRouter",
+    "RunResult",
+    "SQLRecorder",
+    "StepLimitError",
+    "Target",
+    "TargetError",
+    "TargetInfo",
+    "TargetKind",
+    "TargetRequest",
+    "TargetResult",
+    "TraceSchemaVersionError",
+    "TraceStore",
+    "TraceStoreCorruptError",
+    "TraceStoreError",
+    "UnknownNameError",
+    "UnknownRouterError",
+    "UnknownTargetError",
+    "__version__",
+    "agent",
+    "available_routers",
+    "create_router",
+    "get_router_class",
+    "llm_agent",
+    "load_flow",
+    "model",
+    "register_router",
+    "tool",
+]

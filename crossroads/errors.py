@@ -55,12 +55,13 @@ class ConfigError(CrossroadsError):
 class UnknownNameError(ConfigError, KeyError):
     """A name that is not defined; lists the known names and the closest match."""
 
-    def __init__(self, what: str, name: str, known: Iterable[str], *, hint: str = "") -> None:
+    def __init__(self, what: str, name: str, known: Iterable[str], *, hint: str = "", where: str = "") -> None:
         self.what = what
         self.name = name
         self.known = sorted(known)
         close = difflib.get_close_matches(name, self.known, n=1)
-        msg = f"unknown {what} {name!r}; known: {', '.join(self.known) or '(none)'}"
+        at = f" in {where}" if where else ""
+        msg = f"unknown {what} {name!r}{at}; known: {', '.join(self.known) or '(none)'}"
         if close:
             msg += f" (did you mean {close[0]!r}?)"
         if hint:
@@ -86,8 +87,8 @@ class UnknownRouterError(UnknownNameError):
 class UnknownTargetError(UnknownNameError):
     """A node or target name that the flow does not define."""
 
-    def __init__(self, name: str, known: Iterable[str], *, what: str = "target") -> None:
-        super().__init__(what, name, known)
+    def __init__(self, name: str, known: Iterable[str], *, what: str = "target", where: str = "") -> None:
+        super().__init__(what, name, known, where=where)
 
 
 class FlowError(CrossroadsError):

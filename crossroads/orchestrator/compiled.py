@@ -126,9 +126,15 @@ class CompiledFlow:
         for r in flow.routes.values():
             infos = [nodes[c].info if c != END else TargetInfo(name=END, description="end the run") for c in r.candidates]
             health = {c: nodes[c] for c in r.candidates if c != END}
-            path = make_path(r.source, r.router, infos, health, rec,
-                             fan_out=r.source in merge_nodes, max_steps=flow.max_steps)
-            graph.add_conditional_edges(r.source, path, list(r.candidates))
+            interactive = bool(getattr(r.router, "interactive", False))
+            path = make_path(r.source, r.router, infos, health, rec, fan_out=r.source in merge_nodes,
+                             max_steps=flow.max_steps, as_node=interactive)
+            if interactive:  # a decision node of its own: resuming the interrupt re-runs only it
+                decide = f"{r.source.strip('_')}_decide"
+                graph.add_node(decide, path, destinations=tuple(r.candidates))
+                graph.add_edge(r.source, decide)
+            else:
+                graph.add_conditional_edges(r.source, path, list(r.candidates))
             routers[r.router.label] = r.router
         for name in nodes:
             if name in flow.edges or name in flow.routes:

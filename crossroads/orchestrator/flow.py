@@ -110,7 +110,7 @@ class Flow:
     # -- validation -----------------------------------------------------------------------------
     def _node(self, name: str, where: str) -> None:
         if name not in self.nodes and name not in (START, END):
-            raise UnknownTargetError(name, self.nodes, what=f"node in {where}")
+            raise UnknownTargetError(name, self.nodes, what="node", where=where)
 
     def validate(self) -> None:
         """Check every reference; raises :class:`ConfigError`/:class:`FlowError` naming the problem."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Send
+from langgraph.types import Command, Send
 
 from ..agents.targets import Target
 from ..errors import RoutingError, StepLimitError
@@ -150,8 +150,12 @@ def make_path(
     *,
     fan_out: bool,
     max_steps: int,
+    as_node: bool = False,
 ) -> Any:
-    """The conditional-edge function that asks ``router`` and returns node name(s) or ``Send``s."""
+    """The conditional-edge function that asks ``router`` and returns node name(s) or ``Send``s.
+
+    With ``as_node`` it is instead a node that returns ``Command(goto=...)`` (for interactive routers).
+    """
     infos = tuple(c if isinstance(c, TargetInfo) else TargetInfo(name=c, description="end the run") for c in candidates)
     names = tuple(i.name for i in infos)
 
@@ -224,4 +228,14 @@ def make_path(
         started = time.perf_counter()
         return finish(state, ctx, await router.aroute(ctx), started)
 
-    return _runnable(f"route:{source}", path, apath)
+    if not as_node:
+        return _runnable(f"route:{source}", path, apath)
+
+    # interactive routers decide inside a node of their own (interrupts need a node context)
+    def decide(state: dict[str, Any]) -> Command:
+        return Command(goto=path(state))
+
+    async def adecide(state: dict[str, Any]) -> Command:
+        return Command(goto=await apath(state))
+
+    return _runnable(f"decide:{source}", decide, adecide)

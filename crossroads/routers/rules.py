@@ -63,7 +63,7 @@ def compile_predicate(spec: Any, where: str = "when") -> Predicate:
 
         def regex(ctx: RouteContext) -> str | None:
             m = rx.search(ctx.query)
-            return f"regex {rx.pattern!r} matched {m.group(0)!r}" if m else None
+            return f"regex '{rx.pattern}' matched {m.group(0)!r}" if m else None
 
         return regex
     if op == "metadata":

@@ -1,0 +1,228 @@
+"""The ``crossroads`` command line: run flows, inspect traces.
+
+Heavy modules are imported inside commands so that ``crossroads --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from ._version import __version__
+
+app = typer.Typer(
+    name="crossroads",
+    help="Routed agent graphs: run flows, inspect every routing decision in the trace.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+trace_app = typer.Typer(help="Inspect runs, steps and decisions in the trace DB.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+_state: dict[str, Any] = {"debug": False}
+
+DbOption = typer.Option(None, "--db", help="Trace DB file or SQLAlchemy URL [env: CROSSROADS_DB; default: ./crossroads.db]")
+JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"crossroads {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _parse_metadata(items: list[str]) -> dict[str, str]:
+    meta = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"metadata {item!r} must look like key=value")
+        meta[key] = value
+    return meta
+
+
+@app.command()
+def run(
+    flow: str = typer.Argument(..., help="A YAML flow file or a 'package.module:flow' reference."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="The request to route."),
+    thread: Optional[str] = typer.Option(None, "--thread", help="Thread id (for checkpoints and resume)."),
+    resume: bool = typer.Option(False, "--resume", help="Resume --thread after a failure or interrupt."),
+    answer: Optional[str] = typer.Option(None, "--answer", help="Value answering an interrupt when resuming."),
+    metadata: list[str] = typer.Option([], "--meta", "-m", help="Run metadata key=value (rule routers can match it)."),
+    db: Optional[str] = DbOption,
+    no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run FLOW on --input and print the answer and the run id."""
+    from .orchestrator.config import load_flow
+    from .tracing import NullRecorder, SQLRecorder, TraceStore
+
+    if resume and not thread:
+        raise typer.BadParameter("--resume needs --thread")
+    if not resume and input is None:
+        raise typer.BadParameter("give --input TEXT (or --resume --thread ID)")
+    f = load_flow(flow)
+    store = None if no_trace else TraceStore(db)
+    recorder = NullRecorder() if store is None else SQLRecorder(store)
+    checkpointer = str(store.path) if store is not None and store.path is not None else "memory"
+    compiled = f.compile(recorder=recorder, checkpointer=checkpointer)
+    try:
+        with err.status(f"running {f.name}...", spinner="dots"):
+            if resume:
+                assert thread is not None
+                result = compiled.resume(thread, answer)
+            else:
+                assert input is not None
+                result = compiled.invoke(input, thread_id=thread, metadata=_parse_metadata(metadata))
+    finally:
+        compiled.close()
+    if as_json:
+        _print_json({"run_id": result.run_id, "thread_id": result.thread_id, "status": result.status,
+                     "output": result.output, "steps": result.steps, "cost_usd": result.cost_usd,
+                     "interrupts": [getattr(i, "value", i) for i in result.interrupts]})
+        return
+    if result.status == "interrupted":
+        out.print(f"[yellow]interrupted[/]: {[getattr(i, 'value', i) for i in result.interrupts]}")
+        out.print(f"resume with: crossroads run {flow} --resume --thread {result.thread_id} --answer VALUE")
+    else:
+        out.print(result.output, markup=False, highlight=False)
+    out.print(f"[dim]run id:[/] {result.run_id}  [dim]steps:[/] {result.steps}  [dim]cost:[/] ${result.cost_usd:.6f}")
+
+
+@app.command("routers")
+def routers_cmd(as_json: bool = JsonOption) -> None:
+    """List the router types available (built in and plugins)."""
+    from .routers import available_routers, get_router_class
+
+    names = available_routers()
+    if as_json:
+        _print_json([{"name": n, "class": f"{get_router_class(n).__module__}.{get_router_class(n).__qualname__}"} for n in names])
+        return
+    for n in names:
+        doc = (get_router_class(n).__doc__ or "").strip().splitlines()
+        out.print(f"[bold]{n}[/]  {doc[0] if doc else ''}")
+
+
+@trace_app.command("list")
+def trace_list(
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs."),
+    flow: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+    db: Optional[str] = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List recent runs."""
+    from rich.table import Table
+
+    from .tracing import TraceStore
+
+    runs = TraceStore(db).list_runs(limit=limit, flow=flow, status=status)
+    if as_json:
+        _print_json(runs)
+        return
+    table = Table("run id", "flow", "status", "steps", "decisions", "cost $", "started", "input")
+    import datetime as dt
+
+    for r in runs:
+        table.add_row(r["id"][:12], r["flow"], r["status"], str(r["steps"]), str(r["decisions"]),
+                      f"{r['cost_usd']:.6f}", dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+                      (r["input"] or "")[:40])
+    out.print(table)
+
+
+@trace_app.command("show")
+def trace_show(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    db: Optional[str] = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show a run as a tree of steps and decisions."""
+    from .tracing import TraceStore
+
+    run = TraceStore(db).get_run(run_id)
+    if as_json:
+        _print_json(run)
+        return
+    from ._render import render_run
+
+    out.print(render_run(run))
+
+
+@trace_app.command("export")
+def trace_export(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    format: str = typer.Option("json", "--format", "-f", help="json (one document) or jsonl (one record per line)."),
+    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Export a run with all its records."""
+    from .tracing import TraceStore
+
+    if format not in ("json", "jsonl"):
+        raise typer.BadParameter(f"--format must be json or jsonl, not {format!r}")
+    run = TraceStore(db).get_run(run_id)
+    if format == "json":
+        text = json.dumps(run, indent=2, default=str) + "\n"
+    else:
+        lines = [json.dumps({"type": "run", **{k: v for k, v in run.items() if k not in ("steps", "decisions", "calls", "events")}}, default=str)]
+        for kind in ("steps", "decisions", "calls", "events"):
+            lines += [json.dumps({"type": kind[:-1], **rec}, default=str) for rec in run[kind]]
+        text = "\n".join(lines) + "\n"
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+def main() -> None:
+    """Console entry point: one clear error line and a non-zero exit; tracebacks with --debug."""
+    from .errors import CrossroadsError
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        import click
+
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        kind = "error" if isinstance(exc, CrossroadsError) else f"error ({type(exc).__name__})"
+        err.print(f"[red]{kind}:[/] ", end="")
+        err.print(str(exc), markup=False, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Router conformance: every registered router obeys the same protocol."""
+
+import asyncio
+import sys
+import textwrap
+
+import pytest
+
+import crossroads
+from crossroads import (
+    ConfigError,
+    CostModel,
+    Decision,
+    FeedbackError,
+    Feedback,
+    RouteContext,
+    RoutingError,
+    TargetInfo,
+    UnknownRouterError,
+    available_routers,
+    create_router,
+)
+from crossroads.routers import registry
+from crossroads.types import Health, HealthStatus
+
+CANDS = (
+    TargetInfo(name="cheap", cost=CostModel(input_per_mtok=0.1, output_per_mtok=0.1), quality=0.5),
+    TargetInfo(name="mid", cost=CostModel(input_per_mtok=1.0, output_per_mtok=2.0), quality=0.7),
+    TargetInfo(name="big", cost=CostModel(input_per_mtok=10.0, output_per_mtok=30.0), quality=0.9),
+)
+PARAMS = {
+    "fixed": {"target": "mid"},
+    "random": {"seed": 1},
+    "cheapest": {},
+    "most_capable": {},
+    "rules": {"rules": [{"when": {"keyword": "refund"}, "route": "mid"}], "default": "cheap"},
+}
+NON_INTERACTIVE = [n for n in PARAMS]
+
+
+def ctx(query="please refund my order", **kw):
+    return RouteContext(query=query, candidates=CANDS, **kw)
+
+
+@pytest.mark.parametrize("name", NON_INTERACTIVE)
+def test_conformance(name):
+    router = create_router(name, PARAMS[name])
+    d = router.route(ctx())
+    assert isinstance(d, Decision)
+    d.validate([c.name for c in CANDS])  # chosen are candidates, every candidate scored, finite
+    assert d.router == name
+    # async and batch variants agree with the sync one for deterministic routers
+    if name != "random":
+        assert asyncio.run(router.aroute(ctx())).targets == d.targets
+        assert [x.targets for x in router.route_batch([ctx(), ctx()])] == [d.targets, d.targets]
+    # non-learning routers refuse feedback loudly
+    assert not router.learns
+    with pytest.raises(FeedbackError, match="does not learn"):
+        router.feedback(Feedback(decision_id=d.decision_id, reward=1.0))
+
+
+def test_every_builtin_is_covered_by_conformance():
+    assert set(available_routers()) >= set(PARAMS) | {"human"}
+
+
+def test_cheapest_and_most_capable_and_down_targets():
+    assert create_router("cheapest").route(ctx()).target == "cheap"
+    assert create_router("most_capable").route(ctx()).target == "big"
+    down = {"big": Health(status=HealthStatus.DOWN), "cheap": Health(status=HealthStatus.DOWN)}
+    assert create_router("most_capable").route(ctx(health=down)).target == "mid"
+    assert create_router("cheapest").route(ctx(health=down)).target == "mid"
+    r = create_router("random", {"seed": 3})
+    assert {r.route(ctx(health=down)).target for _ in range(20)} == {"mid"}
+
+
+def test_random_is_seeded_and_covers_candidates():
+    a = [create_router("random", {"seed": 7}).route(ctx()).target for _ in range(1)]
+    b = [create_router("random", {"seed": 7}).route(ctx()).target for _ in range(1)]
+    assert a == b
+    r = create_router("random", {"seed": 0})
+    assert {r.route(ctx()).target for _ in range(60)} == {"cheap", "mid", "big"}
+
+
+def test_unknown_router_lists_known_and_suggests():
+    with pytest.raises(UnknownRouterError) as e:
+        create_router("rulez")
+    msg = str(e.value)
+    assert "unknown router 'rulez'" in msg and "cheapest" in msg and "did you mean 'rules'" in msg
+
+
+def test_bad_params_name_the_router():
+    with pytest.raises(ConfigError, match="router 'fixed'"):
+        create_router("fixed", {"nope": 1})
+
+
+def test_entry_point_plugin_is_loaded(tmp_path, monkeypatch):
+    pkg = tmp_path / "crplugin_demo.py"
+    pkg.write_text(textwrap.dedent('''
+        from crossroads import Router
+        class LongestRouter(Router):
+            name = "longest"
+            def route(self, ctx):
+                return self.decide({c.name: len(c.name) for c in ctx.candidates}, rationale="longest name")
+    '''))
+    dist = tmp_path / "crplugin_demo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: crplugin-demo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[crossroads.routers]\nlongest = crplugin_demo:LongestRouter\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    assert "longest" in available_routers()
+    assert create_router("longest").route(ctx()).target == "cheap"  # 'cheap' and 'mid'... longest name wins
+    sys.modules.pop("crplugin_demo", None)
+
+
+def test_rules_predicates_and_combinators():
+    r = create_router("rules", {
+        "rules": [
+            {"name": "gold-long", "when": {"all": [{"metadata": {"tier": ["gold", "platinum"]}}, {"min_length": 10}]}, "route": "big"},
+            {"name": "billing", "when": {"any": [{"keyword": ["refund", "invoice"]}, {"regex": r"charged?\s+twice"}]}, "route": "mid"},
+            {"name": "short", "when": {"not": {"min_length": 5}}, "route": ["cheap", "mid"]},
+        ],
+        "default": "cheap",
+    })
+    d = r.route(ctx("a long question about my invoice", metadata={"tier": "gold"}))
+    assert d.targets == ("big",) and d.metadata["matched_rules"] == ["gold-long", "billing"]
+    assert d.scores == {"cheap": 0.0, "mid": 0.5, "big": 1.0}
+    assert r.route(ctx("I was charged twice")).targets == ("mid",)
+    assert "keyword 'invoice'" in r.route(ctx("Invoice please")).rationale
+    assert r.route(ctx("hey")).targets == ("cheap", "mid")
+    assert r.route(ctx("tell me a story")).rationale == "no rule matched; default"
+    assert r.route(ctx("refundable")).targets == ("cheap",)  # word boundaries
+
+
+def test_rules_without_default_raises_routing_error():
+    r = create_router("rules", {"rules": [{"when": {"keyword": "x"}, "route": "mid"}]})
+    with pytest.raises(RoutingError, match="no rule matched"):
+        r.route(ctx("nothing here"))
+
+
+@pytest.mark.parametrize("rules,fragment", [
+    ([{"when": {"keywrd": "x"}, "route": "a"}], "unknown predicate 'keywrd' at rules[0].when"),
+    ([{"when": {"regex": "("}, "route": "a"}], "not a valid regular expression"),
+    ([{"when": {"all": []}, "route": "a"}], "rules[0].when.all must be a non-empty list"),
+    ([{"route": "a"}], "rules[0] needs 'when' and 'route'"),
+    ([{"when": {"keyword": "x"}, "route": "a", "priority": 1}], "unknown keys ['priority']"),
+])
+def test_rules_config_errors_name_the_path(rules, fragment):
+    with pytest.raises(ConfigError) as e:
+        create_router("rules", {"rules": rules})
+    assert fragment in str(e.value)
