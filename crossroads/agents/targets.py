@@ -98,7 +98,7 @@ class Target:
 
     def _normalise(self, raw: Any, latency_ms: float) -> TargetResult:
         if isinstance(raw, TargetResult):
-            if raw.calls:
+            if raw.calls or not self._records_own_call:
                 return raw
             return TargetResult(output=raw.output, calls=(self._own_call(latency_ms),), metadata=raw.metadata)
         if isinstance(raw, str):
@@ -110,7 +110,13 @@ class Target:
             )
         else:
             output = raw if isinstance(raw, str) else json.dumps(raw, default=str)
-        return TargetResult(output=output, calls=(self._own_call(latency_ms),))
+        return TargetResult(output=output, calls=(self._own_call(latency_ms),) if self._records_own_call else ())
+
+    @property
+    def _records_own_call(self) -> bool:
+        # A tool or model run is a call; a plain callable agent is one only when it is priced
+        # (its step row already holds its latency).
+        return self.kind is not TargetKind.AGENT or self.info.cost.per_call > 0
 
     def _own_call(self, latency_ms: float) -> CallUsage:
         return CallUsage(

@@ -29,18 +29,20 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..agents.targets import Target, agent, tool
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, CrossroadsError, FlowError, UnknownNameError
 from ..routers.registry import available_routers, create_router
 from ..types import END, START, CostModel
 from .flow import DEFAULT_MAX_STEPS, Flow
 
 __all__ = ["FlowSpec", "load_flow", "load_flow_yaml", "resolve_callable"]
+
+E = TypeVar("E", bound=CrossroadsError)
 
 _NODE_ALIASES = {"START": START, "start": START, START: START, "END": END, "end": END, END: END}
 
@@ -189,7 +191,7 @@ def build_flow(spec: FlowSpec, base_dir: Path | None, source: str) -> Flow:
         try:
             routers[rname] = create_router(r.type, r.params, label=rname)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: routers.{rname}: {exc}") from exc
+            raise _located(exc, f"{source}: routers.{rname}")
     for i, e in enumerate(spec.edges):
         src = _node(e.source)
         try:
@@ -201,12 +203,18 @@ def build_flow(spec: FlowSpec, base_dir: Path | None, source: str) -> Flow:
                     raise UnknownNameError("router", e.route, routers, hint=f"define it under 'routers:' (types: {', '.join(available_routers())})")
                 flow.route(src, routers[e.route], [_node(c) for c in e.candidates], merge=e.merge)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: edges[{i}]: {exc}") from exc
+            raise _located(exc, f"{source}: edges[{i}]")
     try:
         flow.validate()
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+    except (ConfigError, FlowError) as exc:
+        raise _located(exc, source)
     return flow
+
+
+def _located(exc: E, where: str) -> E:
+    """The same error (same type, so callers can still catch it precisely) prefixed with where it is."""
+    exc.args = (f"{where}: {exc}", *exc.args[1:])
+    return exc
 
 
 def load_flow_yaml(path: str | Path) -> Flow:

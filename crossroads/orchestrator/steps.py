@@ -17,7 +17,7 @@ from langgraph.types import Command, Send
 from ..agents.targets import Target
 from ..errors import RoutingError, StepLimitError
 from ..routers.base import Router
-from ..tracing.recorder import Recorder
+from ..tracing.recorder import NullRecorder, Recorder
 from ..tracing.records import CallRecord, DecisionRecord, EventRecord, StepRecord
 from ..types import END, Decision, Message, RouteContext, TargetInfo, TargetRequest, TargetResult
 from .state import BRANCH_KEY, RESET_BRANCHES
@@ -53,6 +53,24 @@ class MessageView(Sequence[Message]):
         return Message(**self._raw[i])
 
 
+class LazyHealth(Mapping[str, Any]):
+    """Health snapshots computed only for the candidates a router actually asks about."""
+
+    __slots__ = ("_targets",)
+
+    def __init__(self, targets: Mapping[str, Target]) -> None:
+        self._targets = targets
+
+    def __getitem__(self, name: str) -> Any:
+        return self._targets[name].health_snapshot()
+
+    def __iter__(self) -> Any:
+        return iter(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+
 def latest_text(state: Mapping[str, Any]) -> str:
     """The most recent output, or the run input before any node ran."""
     out = state.get("output")
@@ -67,6 +85,7 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
     """The LangGraph node that runs ``target`` and records its step and calls."""
     name = target.name
     kind = target.kind.value
+    tracing = not isinstance(recorder, NullRecorder)
 
     def request_of(state: Mapping[str, Any]) -> TargetRequest:
         steps = state.get("steps", 0)
@@ -101,7 +120,7 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
     def record(state: Mapping[str, Any], config: Any, started: float, request: TargetRequest,
                result: TargetResult | None, error: BaseException | None) -> None:
         run_id = state.get("run_id")
-        if not run_id:
+        if not run_id or not tracing:
             return
         step = StepRecord(
             run_id=run_id, node=name, kind=kind, graph_step=_graph_step(config),
@@ -158,6 +177,8 @@ def make_path(
     """
     infos = tuple(c if isinstance(c, TargetInfo) else TargetInfo(name=c, description="end the run") for c in candidates)
     names = tuple(i.name for i in infos)
+    health = LazyHealth(health_of)
+    tracing = not isinstance(recorder, NullRecorder)
 
     def context_of(state: Mapping[str, Any]) -> RouteContext:
         return RouteContext(
@@ -165,7 +186,7 @@ def make_path(
             candidates=infos,
             input=state.get("input", ""),
             messages=MessageView(state.get("messages") or ()),  # type: ignore[arg-type]
-            health={n: t.health_snapshot() for n, t in health_of.items()},
+            health=health,
             step=state.get("steps", 0),
             budget_spent_usd=state.get("cost_usd", 0.0),
             source=source,
@@ -193,7 +214,7 @@ def make_path(
                     router=decision.router, candidates=names)
         except RoutingError as exc:
             _fail(run_id, exc, decision)
-        if run_id:
+        if run_id and tracing:
             recorder.record(DecisionRecord(run_id=run_id, source=source, decision=decision,
                                            query=ctx.query, step_index=ctx.step))
         if state.get("steps", 0) >= max_steps and any(t != END for t in decision.targets):

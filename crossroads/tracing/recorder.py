@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import TraceStoreError
 from .records import CallRecord, DecisionRecord, EventRecord, RunEnd, RunStart, StepRecord, TraceRecord
-from .redact import redact, redact_obj
+from .redact import redact, redact_obj, refresh_env_secrets
 from .schema import CallRow, DecisionRow, EventRow, RunRow, StepRow
 from .store import TraceStore
 
@@ -172,6 +172,7 @@ class SQLRecorder:
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
     ) -> None:
         self.store = store if isinstance(store, TraceStore) else TraceStore(store)
+        refresh_env_secrets()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch_size = batch_size
         self._interval = flush_interval_s

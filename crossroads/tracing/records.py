@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -49,7 +49,7 @@ class StepRecord:
     output_summary: str = ""
     cost_usd: float = 0.0
     error: str | None = None
-    step_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    step_id: str = field(default_factory=lambda: os.urandom(16).hex())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "redact", "redact_obj"]
+__all__ = ["REDACTED", "redact", "redact_obj", "refresh_env_secrets"]
 
 REDACTED = "[REDACTED]"
 SECRET_KEY_NAMES = re.compile(r"(api[_-]?key|authorization|auth[_-]?token|access[_-]?token|secret|password|passwd|bearer)", re.I)
@@ -22,19 +22,36 @@ _PATTERNS = [
 ]
 _ENV_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.I)
 MIN_ENV_SECRET_LEN = 8
+_QUICK = re.compile("|".join(f"(?:{p.pattern.replace('(?i)', '')})" for p in _PATTERNS), re.I)  # a superset pre-check
+_env_cache: tuple[int, re.Pattern[str] | None] = (-1, None)
 
 
-def _env_secrets() -> list[str]:
-    return [v for k, v in os.environ.items() if _ENV_SECRET_NAME.search(k) and len(v) >= MIN_ENV_SECRET_LEN]
+def _env_secret_pattern() -> re.Pattern[str] | None:
+    """One alternation of the values of secret-named env vars; rebuilt when the environment grows or shrinks."""
+    global _env_cache
+    size = len(os.environ)
+    if _env_cache[0] != size:
+        values = sorted({v for k, v in os.environ.items() if _ENV_SECRET_NAME.search(k) and len(v) >= MIN_ENV_SECRET_LEN},
+                        key=len, reverse=True)
+        _env_cache = (size, re.compile("|".join(re.escape(v) for v in values)) if values else None)
+    return _env_cache[1]
+
+
+def refresh_env_secrets() -> None:
+    """Forget the cached env-var secrets (call after changing a secret's value in place)."""
+    global _env_cache
+    _env_cache = (-1, None)
 
 
 def redact(text: str) -> str:
     """Replace anything that looks like a credential, or equals a secret env var, with ``[REDACTED]``."""
     if not text:
         return text
-    for value in _env_secrets():
-        if value in text:
-            text = text.replace(value, REDACTED)
+    env = _env_secret_pattern()
+    if env is not None:
+        text = env.sub(REDACTED, text)
+    if _QUICK.search(text) is None:
+        return text
     for pat in _PATTERNS:
         if pat.groups >= 3:
             text = pat.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{REDACTED}", text)

@@ -5,6 +5,7 @@ SQLite by default (WAL journal, busy timeout); any SQLAlchemy URL works unchange
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -60,6 +61,7 @@ class TraceStore:
         if path is not None:
             _check_sqlite_file(path)
             path.parent.mkdir(parents=True, exist_ok=True)
+        self._sqlite = self.url.startswith("sqlite")
         self.engine = self._make_engine()
         self._init_schema()
 
@@ -136,7 +138,12 @@ class TraceStore:
             with self.engine.begin() as conn:
                 for table in order:
                     rows = inserts.get(table)
-                    if rows:
+                    if not rows:
+                        continue
+                    if self._sqlite:  # plain executemany: several times faster than Core's param processing
+                        cols = _columns(table)
+                        conn.exec_driver_sql(_insert_sql(table), [tuple(r.get(c) for c in cols) for r in rows])
+                    else:
                         conn.execute(table.__table__.insert(), list(rows))  # type: ignore[attr-defined]
                 for upd in run_updates:
                     values = {k: v for k, v in upd.items() if k != "id" and v is not None}
@@ -234,6 +241,17 @@ class TraceStore:
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [{**{k: v for k, v in e.items() if k != "detail_json"}, "detail": json.loads(e["detail_json"] or "{}")} for e in rows]
+
+
+@functools.cache
+def _columns(table: type) -> tuple[str, ...]:
+    return tuple(c.name for c in table.__table__.columns)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _insert_sql(table: type) -> str:
+    cols = _columns(table)
+    return f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"  # type: ignore[attr-defined]
 
 
 def _decision_dict(row: Mapping[str, Any]) -> dict[str, Any]:

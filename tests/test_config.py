@@ -1,0 +1,122 @@
+"""YAML flows: the schema, and errors that name the file, the field and the fix."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from crossroads import ConfigError, UnknownRouterError, load_flow
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+AGENTS = textwrap.dedent('''
+    def echo(text):
+        return "echo:" + text
+    def shout(text):
+        return text.upper()
+''')
+
+
+def write(tmp_path, body):
+    (tmp_path / "agents.py").write_text(AGENTS)
+    p = tmp_path / "flow.yaml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+GOOD = """
+name: t
+targets:
+  echo: {callable: agents.py:echo, description: echoes}
+  shout: {callable: agents.py:shout, kind: tool, cost: {per_call: 0.5}}
+routers:
+  r:
+    type: rules
+    params: {rules: [{when: {keyword: loud}, route: shout}], default: echo}
+edges:
+  - {from: START, route: r, candidates: [echo, shout]}
+  - {from: shout, to: END}
+"""
+
+
+def test_good_flow_runs(tmp_path):
+    app = load_flow(str(write(tmp_path, GOOD))).compile()
+    assert app.invoke("be loud").output == "BE LOUD"
+    res = app.invoke("hello")
+    assert res.output == "echo:hello"
+    assert app.invoke("loud").cost_usd == 0.5
+
+
+def test_quickstart_example_routes_each_kind():
+    app = load_flow(str(EXAMPLES / "quickstart.yaml")).compile()
+    assert app.invoke("what is 12 * (3 + 4)?").output == "12 * (3 + 4) = 84"
+    assert app.invoke("convert 5 km to miles").output == "5 km = 3.10686 miles"
+    assert "SQLite" in app.invoke("where are traces stored?").output
+
+
+def test_malformed_yaml_names_file_line_and_column(tmp_path):
+    p = write(tmp_path, "name: t\ntargets:\n  a: {callable: x\n")
+    with pytest.raises(ConfigError) as e:
+        load_flow(str(p))
+    assert str(p) in str(e.value) and "malformed YAML" in str(e.value) and ":4:" in str(e.value)
+
+
+def test_validation_errors_name_the_field_path_and_allowed_fields(tmp_path):
+    p = write(tmp_path, """
+        targets:
+          a: {callable: agents.py:echo, cost: {input_per_mtok: cheap}, colour: red}
+        edges:
+          - {from: START, to: a, route: r}
+    """)
+    with pytest.raises(ConfigError) as e:
+        load_flow(str(p))
+    msg = str(e.value)
+    assert "targets.a.cost.input_per_mtok" in msg
+    assert "targets.a.colour: unknown field; allowed here: callable, cost, description" in msg
+    assert "edges.0" in msg and "exactly one of 'to'" in msg
+
+
+def test_unknown_router_type(tmp_path):
+    p = write(tmp_path, GOOD.replace("type: rules", "type: rulez"))
+    with pytest.raises(UnknownRouterError) as e:
+        load_flow(str(p))
+    assert "unknown router 'rulez'" in str(e.value) and "did you mean 'rules'" in str(e.value)
+
+
+def test_unknown_router_name_in_edge(tmp_path):
+    p = write(tmp_path, GOOD.replace("route: r,", "route: triage,"))
+    with pytest.raises(ConfigError, match=r"edges\[0\]: unknown router 'triage'; known: r"):
+        load_flow(str(p))
+
+
+def test_unknown_node(tmp_path):
+    p = write(tmp_path, GOOD.replace("{from: shout, to: END}", "{from: shout, to: nowhere}"))
+    with pytest.raises(ConfigError, match=r"edges\[1\]|unknown node 'nowhere'"):
+        load_flow(str(p))
+
+
+def test_router_naming_a_missing_target(tmp_path):
+    p = write(tmp_path, GOOD.replace("default: echo", "default: whisper"))
+    with pytest.raises(ConfigError, match="names target\\(s\\) whisper that are not candidates"):
+        load_flow(str(p))
+
+
+def test_missing_callable_and_bad_reference(tmp_path):
+    p = write(tmp_path, GOOD.replace("agents.py:echo", "agents.py:ecco"))
+    with pytest.raises(ConfigError, match="unknown attribute of agents.py 'ecco'.*did you mean 'echo'"):
+        load_flow(str(p))
+    p = write(tmp_path, GOOD.replace("agents.py:echo", "missing.py:echo"))
+    with pytest.raises(ConfigError, match="missing.py does not exist"):
+        load_flow(str(p))
+
+
+def test_module_reference(tmp_path, monkeypatch):
+    (tmp_path / "myflows.py").write_text(textwrap.dedent('''
+        from crossroads import Flow, agent
+        def build():
+            return Flow("mod").add(agent("a", lambda t: "from module"))
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_flow("myflows:build").compile().invoke("x").output == "from module"
+    with pytest.raises(ConfigError, match="neither a YAML file"):
+        load_flow("no_such_thing")
