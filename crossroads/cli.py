@@ -211,12 +211,10 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
-        import click
-
         if _state["debug"] or "--debug" in sys.argv:
             raise
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # a usage error from the CLI parser (click's or typer's own): it prints itself
             sys.exit(exc.exit_code)
         kind = "error" if isinstance(exc, CrossroadsError) else f"error ({type(exc).__name__})"
         err.print(f"[red]{kind}:[/] ", end="")
