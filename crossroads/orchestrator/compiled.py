@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -190,36 +191,36 @@ class CompiledFlow:
         return RunResult(run_id=run_id, thread_id=thread_id, output=output, status=status,
                          state={k: v for k, v in final.items() if k != "__interrupt__"}, interrupts=interrupts)
 
-    def _fail(self, run_id: str, exc: BaseException) -> BaseException:
-        if isinstance(exc, GraphRecursionError):
-            exc = StepLimitError(f"run {run_id} exceeded the step limit ({self.max_steps} node runs): {exc}")
-        self.recorder.record(RunEnd(run_id=run_id, status="failed", error=f"{type(exc).__name__}: {exc}"))
-        return exc
+    @contextlib.contextmanager
+    def _failure_recorded(self, run_id: str) -> Iterator[None]:
+        """Record a failed run end for any exception (LangGraph's recursion error becomes StepLimitError)."""
+        try:
+            yield
+        except GeneratorExit:  # a stream consumer stopped early: not a failure
+            raise
+        except BaseException as exc:
+            err: BaseException = exc
+            if isinstance(exc, GraphRecursionError):
+                err = StepLimitError(f"run {run_id} exceeded the step limit ({self.max_steps} node runs): {exc}")
+            self.recorder.record(RunEnd(run_id=run_id, status="failed", error=f"{type(err).__name__}: {err}"))
+            if err is exc:
+                raise
+            raise err from exc
 
     def invoke(self, input: str, *, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None,
                config: Mapping[str, Any] | None = None) -> RunResult:
         """Run the flow on ``input`` to the end (or to an interrupt)."""
         run_id, payload, cfg = self._start(input, thread_id, metadata, config)
-        try:
+        with self._failure_recorded(run_id):
             final = self.graph.invoke(payload, cfg)
-        except BaseException as exc:
-            err = self._fail(run_id, exc)
-            if err is exc:
-                raise
-            raise err from exc
         return self._finish(run_id, cfg["configurable"]["thread_id"], final)
 
     async def ainvoke(self, input: str, *, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None,
                       config: Mapping[str, Any] | None = None) -> RunResult:
         """Async :meth:`invoke`; many runs can proceed concurrently."""
         run_id, payload, cfg = self._start(input, thread_id, metadata, config)
-        try:
+        with self._failure_recorded(run_id):
             final = await self.graph.ainvoke(payload, cfg)
-        except BaseException as exc:
-            err = self._fail(run_id, exc)
-            if err is exc:
-                raise
-            raise err from exc
         return self._finish(run_id, cfg["configurable"]["thread_id"], final)
 
     def resume(self, thread_id: str, value: Any = None, *, config: Mapping[str, Any] | None = None) -> RunResult:
@@ -228,27 +229,17 @@ class CompiledFlow:
         cfg = self._config(thread_id, config)
         run_id = self._resume_run_id(thread_id, cfg)
         payload = Command(resume=value) if value is not None else None
-        try:
+        with self._failure_recorded(run_id):
             final = self.graph.invoke(payload, cfg)
-        except BaseException as exc:
-            err = self._fail(run_id, exc)
-            if err is exc:
-                raise
-            raise err from exc
         return self._finish(run_id, thread_id, final)
 
     def stream(self, input: str, *, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None,
                stream_mode: str = "updates", config: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """Stream step updates (LangGraph ``stream_mode``) while recording the run."""
         run_id, payload, cfg = self._start(input, thread_id, metadata, config)
-        try:
+        with self._failure_recorded(run_id):
             for chunk in self.graph.stream(payload, cfg, stream_mode=stream_mode):
                 yield chunk
-        except BaseException as exc:
-            err = self._fail(run_id, exc)
-            if err is exc:
-                raise
-            raise err from exc
         final = self.graph.get_state(cfg).values if self.graph.checkpointer else {}
         self._finish(run_id, cfg["configurable"]["thread_id"], final)
 
@@ -256,14 +247,9 @@ class CompiledFlow:
                       stream_mode: str = "updates", config: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
         run_id, payload, cfg = self._start(input, thread_id, metadata, config)
-        try:
+        with self._failure_recorded(run_id):
             async for chunk in self.graph.astream(payload, cfg, stream_mode=stream_mode):
                 yield chunk
-        except BaseException as exc:
-            err = self._fail(run_id, exc)
-            if err is exc:
-                raise
-            raise err from exc
         final = (await self.graph.aget_state(cfg)).values if self.graph.checkpointer else {}
         self._finish(run_id, cfg["configurable"]["thread_id"], final)
 
