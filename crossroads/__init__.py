@@ -12,6 +12,18 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
+    from .agents.backends import (
+        AllModelsFailedError,
+        LiteLLMModel,
+        LlamaCppModel,
+        ModelCatalogue,
+        ModelDescriptor,
+        OpenAIClientModel,
+        RecordedOutcomes,
+        ReplayModel,
+        ResilientModel,
+    )
+    from .agents.embeddings import MiniLMEmbedder
     from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
     from .errors import (
         ConfigError,
@@ -39,6 +51,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         RandomRouter,
         Router,
         RulesRouter,
+        SemanticRouter,
         available_routers,
         create_router,
         get_router_class,
@@ -56,6 +69,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         HealthStatus,
         Message,
         RouteContext,
+        RunEvent,
         TargetInfo,
         TargetKind,
         TargetRequest,
@@ -64,16 +78,19 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
 
 _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
+    "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
+                        "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.embeddings": ["MiniLMEmbedder"],
     "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.config": ["load_flow"],
-    "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter",
+    "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
-              "RouteContext", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
+              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 
@@ -96,6 +113,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "END",
     "START",
+    "__version__",
+    "AllModelsFailedError",
     "CallUsage",
     "ChatModel",
     "CheapestRouter",
@@ -114,20 +133,31 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "LiteLLMModel",
+    "LlamaCppModel",
     "MemoryRecorder",
     "Message",
+    "MiniLMEmbedder",
+    "ModelCatalogue",
+    "ModelDescriptor",
     "ModelResponse",
     "MostCapableRouter",
     "NullRecorder",
+    "OpenAIClientModel",
     "RandomRouter",
+    "RecordedOutcomes",
     "Recorder",
+    "ReplayModel",
+    "ResilientModel",
     "RouteContext",
     "Router",
     "RouterOutputError",
     "RoutingError",
     "RulesRouter",
+    "RunEvent",
     "RunResult",
     "SQLRecorder",
+    "SemanticRouter",
     "StepLimitError",
     "Target",
     "TargetError",
@@ -142,7 +172,6 @@ __all__ = [
     "UnknownNameError",
     "UnknownRouterError",
     "UnknownTargetError",
-    "__version__",
     "agent",
     "available_routers",
     "create_router",

@@ -27,6 +27,7 @@ __all__ = [
     "HealthStatus",
     "Message",
     "RouteContext",
+    "RunEvent",
     "TargetInfo",
     "TargetKind",
     "TargetRequest",
@@ -275,6 +276,15 @@ class CallUsage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunEvent:
+    """Something that happened inside a target call: a retry, a fallback, a cooldown, a reroute."""
+
+    kind: str
+    target: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TargetRequest:
     """What a target receives when its node runs."""
 
@@ -295,6 +305,8 @@ class TargetResult:
 
     output: str
     calls: tuple[CallUsage, ...] = ()
+    events: tuple[RunEvent, ...] = ()
+    """Retries, fallbacks, cooldowns, ... written to the trace as events of this step."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -120,3 +120,34 @@ def test_module_reference(tmp_path, monkeypatch):
     assert load_flow("myflows:build").compile().invoke("x").output == "from module"
     with pytest.raises(ConfigError, match="neither a YAML file"):
         load_flow("no_such_thing")
+
+
+def test_model_targets_from_yaml_with_key_from_env(tmp_path, monkeypatch):
+    from crossroads.testing import ScriptedOpenAIServer
+
+    with ScriptedOpenAIServer(script=["500"]) as srv:
+        p = tmp_path / "m.yaml"
+        p.write_text(textwrap.dedent(f"""
+            targets:
+              assistant:
+                kind: agent
+                instructions: Be brief.
+                model: {{provider: litellm, name: openai/fake, api_base: "{srv.url}", api_key_env: FAKE_KEY,
+                         retries: 1, timeout_s: 5}}
+                cost: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}
+        """))
+        with pytest.raises(ConfigError, match="env var FAKE_KEY"):
+            load_flow(str(p))
+        monkeypatch.setenv("FAKE_KEY", "sk-from-env-1234567890")
+        res = load_flow(str(p)).compile().invoke("hi")
+    assert res.output == "echo: hi" and res.cost_usd > 0
+    assert srv.requests[-1]["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_model_target_needs_a_model_and_unknown_price(tmp_path):
+    p = write(tmp_path, "targets:\n  m: {kind: model}\n")
+    with pytest.raises(ConfigError, match="a model target needs 'model"):
+        load_flow(str(p))
+    p = write(tmp_path, "targets:\n  m: {kind: model, model: {provider: litellm, name: my-private-llm}}\n")
+    with pytest.raises(ConfigError, match="targets.m: model 'my-private-llm' is not in litellm's bundled cost map"):
+        load_flow(str(p))

@@ -34,6 +34,7 @@ PARAMS = {
     "cheapest": {},
     "most_capable": {},
     "rules": {"rules": [{"when": {"keyword": "refund"}, "route": "mid"}], "default": "cheap"},
+    "semantic": {"routes": {"mid": ["I want my money back", "refund my purchase"], "big": ["explain quantum physics"]}},
 }
 NON_INTERACTIVE = [n for n in PARAMS]
 
@@ -60,7 +61,7 @@ def test_conformance(name):
 
 
 def test_every_builtin_is_covered_by_conformance():
-    assert set(available_routers()) >= set(PARAMS) | {"human"}
+    assert set(available_routers()) == set(PARAMS) | {"human"}
 
 
 def test_cheapest_and_most_capable_and_down_targets():
@@ -150,3 +151,17 @@ def test_rules_config_errors_name_the_path(rules, fragment):
     with pytest.raises(ConfigError) as e:
         create_router("rules", {"rules": rules})
     assert fragment in str(e.value)
+
+
+def test_semantic_router_threshold_default_batch_and_health():
+    r = create_router("semantic", {"routes": {"mid": ["I want my money back", "refund my purchase"],
+                                              "big": ["explain quantum physics", "prove this theorem"]},
+                                   "threshold": 0.3, "default": "cheap"})
+    d = r.route(ctx("please refund my order"))
+    assert d.targets == ("mid",) and "closest example of 'mid'" in d.rationale and d.scores["mid"] > 0.5
+    assert r.route(ctx("what's the weather in Oslo")).targets == ("cheap",)
+    assert [x.targets for x in r.route_batch([ctx("money back please"), ctx("derive the schrodinger equation")])] == [("mid",), ("big",)]
+    down = {"mid": Health(status=HealthStatus.DOWN)}
+    assert r.route(ctx("please refund my order", health=down)).targets != ("mid",)
+    with pytest.raises(ConfigError, match="threshold needs a default"):
+        create_router("semantic", {"threshold": 0.5})

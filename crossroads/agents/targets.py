@@ -19,6 +19,7 @@ from ..types import (
     CallUsage,
     CostModel,
     Health,
+    HealthStatus,
     Message,
     TargetInfo,
     TargetKind,
@@ -43,13 +44,14 @@ class Target:
         billing.invoke(TargetRequest(text="refund", input="refund")).output
     """
 
-    __slots__ = ("info", "_runner", "_is_async", "health")
+    __slots__ = ("info", "_runner", "_is_async", "health", "_health_source")
 
-    def __init__(self, info: TargetInfo, runner: Runner) -> None:
+    def __init__(self, info: TargetInfo, runner: Runner, *, health_source: Callable[[], Health] | None = None) -> None:
         self.info = info
         self._runner = runner
         self._is_async = inspect.iscoroutinefunction(runner)
         self.health = HealthTracker()
+        self._health_source = health_source
 
     @property
     def name(self) -> str:
@@ -62,8 +64,13 @@ class Target:
         return self.info.kind
 
     def health_snapshot(self) -> Health:
-        """Current health."""
-        return self.health.snapshot()
+        """Current health: the target's own, or its backend's (e.g. a model in cooldown) when worse."""
+        own = self.health.snapshot()
+        if self._health_source is None:
+            return own
+        backend = self._health_source()
+        order = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.DOWN: 2}
+        return backend if order[backend.status] > order[own.status] else own
 
     def invoke(self, request: TargetRequest) -> TargetResult:
         """Run the target synchronously."""
@@ -281,7 +288,8 @@ def model(
     info = _info(name, TargetKind.MODEL, description=description, tags=tags, cost=cost,
                  expected_latency_ms=expected_latency_ms, quality=quality,
                  metadata={"model": getattr(chat_model, "name", name)})
-    return Target(info, _chat_runner(name, TargetKind.MODEL, chat_model, system))
+    return Target(info, _chat_runner(name, TargetKind.MODEL, chat_model, system),
+                  health_source=getattr(chat_model, "health_snapshot", None))
 
 
 def llm_agent(
@@ -299,7 +307,8 @@ def llm_agent(
     info = _info(name, TargetKind.AGENT, description=description or instructions[:200], tags=tags,
                  cost=cost, expected_latency_ms=expected_latency_ms, quality=quality,
                  metadata={"model": getattr(chat_model, "name", name)})
-    return Target(info, _chat_runner(name, TargetKind.AGENT, chat_model, instructions))
+    return Target(info, _chat_runner(name, TargetKind.AGENT, chat_model, instructions),
+                  health_source=getattr(chat_model, "health_snapshot", None))
 
 
 def _chat_runner(name: str, kind: TargetKind, chat_model: ChatModel, system: str | None) -> Runner:
@@ -316,6 +325,9 @@ def _chat_runner(name: str, kind: TargetKind, chat_model: ChatModel, system: str
         call = CallUsage(target=name, kind=kind, model=resp.model, input_tokens=resp.input_tokens,
                          output_tokens=resp.output_tokens, cost_usd=resp.cost_usd,
                          latency_ms=resp.latency_ms)
-        return TargetResult(output=resp.text, calls=(call,))
+        meta = {"score": resp.score} if resp.score is not None else {}
+        if resp.tool_calls:
+            meta["tool_calls"] = list(resp.tool_calls)
+        return TargetResult(output=resp.text, calls=(call,), events=resp.events, metadata=meta)
 
     return run

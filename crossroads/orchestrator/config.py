@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..agents.targets import Target, agent, tool
+from ..agents.targets import Target, agent, llm_agent, model, tool
 from ..errors import ConfigError, CrossroadsError, FlowError, UnknownNameError
 from ..routers.registry import available_routers, create_router
 from ..types import END, START, CostModel
@@ -59,16 +59,43 @@ class CostSpec(_Strict):
     per_call: float = Field(0.0, ge=0, description="USD per call")
 
 
-class TargetSpec(_Strict):
-    """One route target."""
+class ModelSpec(_Strict):
+    """The model behind a ``kind: model`` target (or an LLM agent)."""
 
-    kind: Literal["agent", "tool"] = "agent"
-    callable: str = Field(description="'file.py:function' (relative to the YAML) or 'package.module:function'")
+    provider: Literal["litellm", "replay", "llama_cpp"]
+    name: str | None = Field(None, description="litellm model id, replay model name; optional for llama_cpp")
+    api_base: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. a vLLM or llama.cpp server")
+    api_key_env: str | None = Field(None, description="name of the env var holding the API key (never the key itself)")
+    dataset: str | None = Field(None, description="replay: a built-in dataset name or a JSONL path")
+    prices: str | None = Field(None, description="replay: JSON prices file for datasets without prices")
+    path: str | None = Field(None, description="llama_cpp: a GGUF file (default: the SmolLM2-135M-Instruct package)")
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0)
+    fallbacks: list["ModelSpec"] = []
+
+
+class TargetSpec(_Strict):
+    """One route target: a callable (agent/tool), a model, or an LLM agent (model + instructions)."""
+
+    kind: Literal["agent", "tool", "model"] = "agent"
+    callable: str | None = Field(None, description="'file.py:function' (relative to the YAML) or 'package.module:function'")
+    model: ModelSpec | None = None
+    instructions: str | None = Field(None, description="system prompt of an LLM agent")
     description: str = ""
     tags: list[str] = []
-    cost: CostSpec = CostSpec()
+    cost: CostSpec | None = None
     expected_latency_ms: float | None = Field(None, ge=0)
     quality: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _backed(self) -> TargetSpec:
+        if self.kind == "model" and self.model is None:
+            raise ValueError("a model target needs 'model: {provider: ..., name: ...}'")
+        if self.kind == "tool" and self.callable is None:
+            raise ValueError("a tool needs 'callable'")
+        if self.kind == "agent" and (self.callable is None) == (self.model is None):
+            raise ValueError("an agent needs exactly one of 'callable' or 'model' (with 'instructions')")
+        return self
 
 
 class RouterSpec(_Strict):
@@ -181,11 +208,10 @@ def build_flow(spec: FlowSpec, base_dir: Path | None, source: str) -> Flow:
     """Turn a validated spec into a :class:`Flow`."""
     flow = Flow(spec.name, max_steps=spec.max_steps, description=spec.description)
     for name, t in spec.targets.items():
-        fn = resolve_callable(t.callable, base_dir)
-        common: dict[str, Any] = dict(description=t.description, tags=t.tags, cost=CostModel(**t.cost.model_dump()),
-                                      expected_latency_ms=t.expected_latency_ms, quality=t.quality)
-        target: Target = tool(name, fn, **common) if t.kind == "tool" else agent(name, fn, **common)
-        flow.add_node(name, target)
+        try:
+            flow.add_node(name, _target(name, t, base_dir))
+        except ConfigError as exc:
+            raise _located(exc, f"{source}: targets.{name}")
     routers = {}
     for rname, r in spec.routers.items():
         try:
@@ -215,6 +241,24 @@ def _located(exc: E, where: str) -> E:
     """The same error (same type, so callers can still catch it precisely) prefixed with where it is."""
     exc.args = (f"{where}: {exc}", *exc.args[1:])
     return exc
+
+
+def _target(name: str, t: TargetSpec, base_dir: Path | None) -> Target:
+    common: dict[str, Any] = dict(description=t.description, tags=t.tags,
+                                  expected_latency_ms=t.expected_latency_ms, quality=t.quality)
+    explicit_cost = CostModel(**t.cost.model_dump()) if t.cost is not None else None
+    if t.model is None:
+        assert t.callable is not None
+        fn = resolve_callable(t.callable, base_dir)
+        maker = tool if t.kind == "tool" else agent
+        return maker(name, fn, cost=explicit_cost, **common)
+    from ..agents.backends.factory import build_chat_model
+
+    chat = build_chat_model(t.model, explicit_cost, base_dir)
+    cost = explicit_cost or getattr(chat, "cost", None)
+    if t.kind == "agent":
+        return llm_agent(name, chat, t.instructions or "", cost=cost, **common)
+    return model(name, chat, cost=cost, system=t.instructions, **common)
 
 
 def load_flow_yaml(path: str | Path) -> Flow:

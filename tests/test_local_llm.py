@@ -1,0 +1,54 @@
+"""SmolLM2-135M-Instruct through llama-cpp-python, for real (slow: loads a model)."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+llama_cpp = pytest.importorskip("llama_cpp", reason="the local-llm extra (llama-cpp-python) is not installed")
+
+from crossroads import Flow, Message, load_flow  # noqa: E402
+from crossroads.agents import model as model_target  # noqa: E402
+from crossroads.agents.backends.llama_cpp_model import LlamaCppModel, softmax_scores  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return LlamaCppModel(max_tokens=24)
+
+
+def test_chat_completion_counts_tokens(smol):
+    r = smol.complete([Message(role="user", content="Name one colour.")])
+    assert r.text.strip() and r.input_tokens > 5 and 0 < r.output_tokens <= 24 and r.cost_usd == 0.0
+
+
+def test_json_schema_constrains_output(smol):
+    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": ["billing", "tech"]}}, "required": ["label"]}
+    r = smol.complete([Message(role="user", content="Route this: my card was charged twice.")], json_schema=schema, max_tokens=32)
+    assert json.loads(r.text)["label"] in ("billing", "tech")
+
+
+def test_grammar_constrains_output(smol):
+    r = smol.complete([Message(role="user", content="Pick a team.")], grammar='root ::= "billing" | "tech"', max_tokens=8)
+    assert r.text in ("billing", "tech")
+
+
+def test_label_scoring_is_a_distribution_and_deterministic(smol):
+    msgs = [Message(role="user", content="Answer with one word, yes or no: is water wet?")]
+    a = smol.score_labels(msgs, ["yes", "no", "banana"])
+    b = smol.score_labels(msgs, ["yes", "no", "banana"])
+    assert a == pytest.approx(b) and all(v < 0 for v in a.values())
+    p = softmax_scores(a)
+    assert sum(p.values()) == pytest.approx(1.0) and p["banana"] < max(p["yes"], p["no"])
+
+
+def test_streaming(smol):
+    assert "".join(smol.stream([Message(role="user", content="Say hello.")], max_tokens=6)).strip()
+
+
+def test_local_model_as_a_flow_target_and_from_yaml(smol, tmp_path):
+    res = Flow("local").add(model_target("smol", smol)).compile().invoke("What is 2 + 2?")
+    assert res.output.strip() and res.status == "succeeded"
+    y = tmp_path / "f.yaml"
+    y.write_text("targets:\n  smol: {kind: model, model: {provider: llama_cpp}}\n")
+    assert load_flow(str(y)).compile().invoke("Hi").output.strip()
