@@ -31,11 +31,13 @@ def test_quickstart_run_then_trace_show_and_export(db_path):
     assert listed[0]["id"] == run_id and listed[0]["decisions"] == 1 and listed[0]["status"] == "succeeded"
     shown = cli("trace", "show", run_id[:10], db=db_path).stdout
     assert "decision at START by triage → calculator" in shown
-    assert "converter  score=0.0000" in shown and "rule 'arithmetic' matched" in shown
+    assert "converter  score=" in shown and "closest example of 'calculator'" in shown
     detail = json.loads(cli("trace", "show", run_id, "--json", db=db_path).stdout)
     assert detail["decisions"][0]["chosen"] == ["calculator"]
     lines = cli("trace", "export", run_id, "--format", "jsonl", db=db_path).stdout.splitlines()
     assert [json.loads(line)["type"] for line in lines] == ["run", "step", "decision", "call"]
+    scores = {c["name"]: c["score"] for c in detail["decisions"][0]["candidates"]}
+    assert scores["calculator"] > scores["converter"] and scores["calculator"] > scores["faq"]
 
 
 def test_run_json_output(db_path):
