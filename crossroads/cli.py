@@ -110,6 +110,42 @@ def run(
     out.print(f"[dim]run id:[/] {result.run_id}  [dim]steps:[/] {result.steps}  [dim]cost:[/] ${result.cost_usd:.6f}")
 
 
+@app.command()
+def serve(
+    flow: str = typer.Argument(..., help="A YAML flow file or 'package.module:flow' whose targets and routers to serve."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; non-loopback needs an API key."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
+    db: Optional[str] = DbOption,
+    no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
+) -> None:
+    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (with streaming); each
+    router of FLOW is the virtual model router:<name>."""
+    from .orchestrator.config import load_flow
+    from .serving import ServeConfigError, build_app, check_bind
+    from .tracing import NullRecorder, SQLRecorder
+
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
+    check_bind(host, key)
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
+    f = load_flow(flow)
+    recorder = NullRecorder() if no_trace else SQLRecorder(db)
+    application = build_app(f, recorder=recorder, api_key=key)
+    names = [*f.nodes, *(f"router:{r.router.label}" for r in f.routes.values())]
+    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}")
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+    finally:
+        recorder.close()
+
+
 @app.command("routers")
 def routers_cmd(as_json: bool = JsonOption) -> None:
     """List the router types available (built in and plugins)."""
