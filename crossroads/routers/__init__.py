@@ -3,19 +3,23 @@
 from .base import Router
 from .registry import available_routers, create_router, get_router_class, register_router
 from .human import HumanRouter
+from .learned import ClassifierRouter, LearnedRouter, TrainedRouter
 from .rules import RulesRouter
 from .semantic import SemanticRouter
 from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
 
 __all__ = [
     "CheapestRouter",
+    "ClassifierRouter",
     "FixedRouter",
     "HumanRouter",
+    "LearnedRouter",
     "MostCapableRouter",
     "RandomRouter",
     "Router",
     "RulesRouter",
     "SemanticRouter",
+    "TrainedRouter",
     "available_routers",
     "create_router",
     "get_router_class",

@@ -1,0 +1,483 @@
+"""Learned quality predictors over query embeddings, and the routers built on them.
+
+A predictor maps a query embedding to the expected quality of every target it was trained on
+(``fit(X, Y)`` with Y the recorded scores). :class:`LearnedRouter` chooses the candidate maximising
+``predicted quality - willingness * normalised cost``; sweeping ``willingness`` traces a
+cost-quality curve. Predictors: kNN (cosine neighbours), an MLP and RouteLLM-style matrix
+factorisation, all in numpy (no torch). Trained routers are ``.npz`` files that flows and suites load
+by path.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError, RoutingError
+from ..types import Decision, RouteContext
+from .base import Router
+from .registry import register_router
+
+__all__ = ["KNNPredictor", "LearnedRouter", "MFPredictor", "MLPPredictor", "PREDICTORS", "QualityPredictor"]
+
+
+class QualityPredictor(ABC):
+    """Predicts per-target quality (one column per trained target) from embeddings."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> QualityPredictor:
+        """Train on embeddings ``X`` (n, d) and recorded scores ``Y`` (n, targets)."""
+
+    @abstractmethod
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Expected quality (n, targets)."""
+
+    @abstractmethod
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays to save."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> QualityPredictor:
+        """Rebuild from saved arrays."""
+
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters to save."""
+        return {}
+
+
+class KNNPredictor(QualityPredictor):
+    """Mean recorded scores of the ``k`` most similar training queries (cosine; embeddings are unit length)."""
+
+    kind = "knn"
+
+    def __init__(self, k: int = 10) -> None:
+        self.k = k
+        self.X: np.ndarray | None = None
+        self.Y: np.ndarray | None = None
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> KNNPredictor:
+        self.X, self.Y = np.asarray(X, np.float32), np.asarray(Y, np.float32)
+        return self
+
+    def neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and similarities of the k nearest training rows."""
+        assert self.X is not None, "fit first"
+        sims = np.asarray(X, np.float32) @ self.X.T
+        k = min(self.k, self.X.shape[0])
+        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        return idx, np.take_along_axis(sims, idx, axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        assert self.Y is not None, "fit first"
+        idx, _ = self.neighbours(X)
+        return self.Y[idx].mean(axis=1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        assert self.X is not None and self.Y is not None
+        return {"X": self.X, "Y": self.Y}
+
+    def params(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> KNNPredictor:
+        return cls(**params).fit(arrays["X"], arrays["Y"])
+
+
+def _adam(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.ndarray], v: list[np.ndarray], t: int,
+          lr: float) -> None:
+    for p, g, mi, vi in zip(params, grads, m, v):
+        mi *= 0.9
+        mi += 0.1 * g
+        vi *= 0.999
+        vi += 0.001 * g * g
+        p -= lr * (mi / (1 - 0.9 ** t)) / (np.sqrt(vi / (1 - 0.999 ** t)) + 1e-8)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+class MLPPredictor(QualityPredictor):
+    """One hidden ReLU layer, sigmoid outputs, trained with Adam on binary cross-entropy against the scores."""
+
+    kind = "mlp"
+
+    def __init__(self, hidden: int = 128, epochs: int = 60, lr: float = 2e-3, weight_decay: float = 1e-4,
+                 batch: int = 128, seed: int = 0) -> None:
+        self.hidden, self.epochs, self.lr, self.wd, self.batch, self.seed = hidden, epochs, lr, weight_decay, batch, seed
+        self.W: list[np.ndarray] = []
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> MLPPredictor:
+        rng = np.random.default_rng(self.seed)
+        X, Y = np.asarray(X, np.float32), np.clip(np.asarray(Y, np.float32), 0, 1)
+        d, t = X.shape[1], Y.shape[1]
+        W1 = rng.normal(0, np.sqrt(2 / d), (d, self.hidden)).astype(np.float32)
+        b1 = np.zeros(self.hidden, np.float32)
+        W2 = rng.normal(0, np.sqrt(1 / self.hidden), (self.hidden, t)).astype(np.float32)
+        b2 = np.log(np.clip(Y.mean(0), 1e-3, 1 - 1e-3) / (1 - np.clip(Y.mean(0), 1e-3, 1 - 1e-3))).astype(np.float32)
+        params = [W1, b1, W2, b2]
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        step = 0
+        for _ in range(self.epochs):
+            order = rng.permutation(len(X))
+            for s in range(0, len(X), self.batch):
+                i = order[s:s + self.batch]
+                x, y = X[i], Y[i]
+                h = np.maximum(x @ W1 + b1, 0)
+                p = _sigmoid(h @ W2 + b2)
+                g = (p - y) / len(i)
+                gW2 = h.T @ g + self.wd * W2
+                gb2 = g.sum(0)
+                gh = (g @ W2.T) * (h > 0)
+                gW1 = x.T @ gh + self.wd * W1
+                gb1 = gh.sum(0)
+                step += 1
+                _adam(params, [gW1, gb1, gW2, gb2], m, v, step, self.lr)
+        self.W = params
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        W1, b1, W2, b2 = self.W
+        return _sigmoid(np.maximum(np.asarray(X, np.float32) @ W1 + b1, 0) @ W2 + b2)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"W{i}": w for i, w in enumerate(self.W)}
+
+    def params(self) -> dict[str, Any]:
+        return {"hidden": self.hidden, "epochs": self.epochs, "lr": self.lr, "weight_decay": self.wd,
+                "batch": self.batch, "seed": self.seed}
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> MLPPredictor:
+        p = cls(**params)
+        p.W = [arrays[f"W{i}"] for i in range(4)]
+        return p
+
+
+class MFPredictor(QualityPredictor):
+    """RouteLLM-style matrix factorisation: score(q, m) = sigmoid(w . (v_m * (P q)) + b_m), trained with
+    Adam on binary cross-entropy against the recorded scores."""
+
+    kind = "mf"
+
+    def __init__(self, dim: int = 64, epochs: int = 60, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 batch: int = 128, seed: int = 0) -> None:
+        self.dim, self.epochs, self.lr, self.wd, self.batch, self.seed = dim, epochs, lr, weight_decay, batch, seed
+        self.W: list[np.ndarray] = []
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> MFPredictor:
+        rng = np.random.default_rng(self.seed)
+        X, Y = np.asarray(X, np.float32), np.clip(np.asarray(Y, np.float32), 0, 1)
+        d, t = X.shape[1], Y.shape[1]
+        P = rng.normal(0, 1 / np.sqrt(d), (d, self.dim)).astype(np.float32)
+        V = rng.normal(0, 1.0, (t, self.dim)).astype(np.float32)
+        w = rng.normal(0, 1 / np.sqrt(self.dim), self.dim).astype(np.float32)
+        mean = np.clip(Y.mean(0), 1e-3, 1 - 1e-3)
+        b = np.log(mean / (1 - mean)).astype(np.float32)
+        params = [P, V, w, b]
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        step = 0
+        for _ in range(self.epochs):
+            order = rng.permutation(len(X))
+            for s in range(0, len(X), self.batch):
+                i = order[s:s + self.batch]
+                x, y = X[i], Y[i]
+                z = x @ P                                  # (n, dim)
+                inter = z[:, None, :] * V[None, :, :]      # (n, t, dim)
+                p = _sigmoid(inter @ w + b)                # (n, t)
+                g = (p - y) / len(i)                       # (n, t)
+                gw = np.einsum("nt,ntd->d", g, inter) + self.wd * w
+                gb = g.sum(0)
+                gV = np.einsum("nt,nd->td", g, z) * w[None, :] + self.wd * V
+                gz = np.einsum("nt,td->nd", g, V) * w[None, :]
+                gP = x.T @ gz + self.wd * P
+                step += 1
+                _adam(params, [gP, gV, gw, gb], m, v, step, self.lr)
+        self.W = params
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        P, V, w, b = self.W
+        z = np.asarray(X, np.float32) @ P
+        return _sigmoid(np.einsum("nd,td,d->nt", z, V, w) + b)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"W{i}": a for i, a in enumerate(self.W)}
+
+    def params(self) -> dict[str, Any]:
+        return {"dim": self.dim, "epochs": self.epochs, "lr": self.lr, "weight_decay": self.wd,
+                "batch": self.batch, "seed": self.seed}
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> MFPredictor:
+        p = cls(**params)
+        p.W = [arrays[f"W{i}"] for i in range(4)]
+        return p
+
+
+PREDICTORS: dict[str, type[QualityPredictor]] = {"knn": KNNPredictor, "mlp": MLPPredictor, "mf": MFPredictor}
+
+
+class LearnedRouter(Router):
+    """Routes to the candidate with the best ``predicted quality - willingness * cost / max cost``.
+
+    Example::
+
+        router = LearnedRouter.train("knn", X, Y, targets=models, costs=prices, params={"k": 10})
+        router.save("knn.npz"); LearnedRouter.load("knn.npz")
+    """
+
+    name = "learned"
+
+    def __init__(self, predictor: QualityPredictor, targets: Sequence[str], costs: Mapping[str, float] | None = None,
+                 *, willingness: float = 0.0, embedder: Any = None, label: str | None = None) -> None:
+        super().__init__(label=label or predictor.kind)
+        self.predictor = predictor
+        self.targets = list(targets)
+        self.costs = {t: float((costs or {}).get(t, 0.0)) for t in self.targets}
+        self.willingness = willingness
+        self._embedder = embedder
+        self._col = {t: i for i, t in enumerate(self.targets)}
+
+    @classmethod
+    def train(cls, kind: str, X: np.ndarray, Y: np.ndarray, *, targets: Sequence[str],
+              costs: Mapping[str, float] | None = None, params: Mapping[str, Any] | None = None,
+              **kwargs: Any) -> LearnedRouter:
+        """Fit a predictor of ``kind`` (knn, mlp, mf) and wrap it."""
+        try:
+            pcls = PREDICTORS[kind]
+        except KeyError:
+            from ..errors import UnknownNameError
+
+            raise UnknownNameError("predictor", kind, PREDICTORS) from None
+        return cls(pcls(**dict(params or {})).fit(X, Y), targets, costs, **kwargs)
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from ..agents.embeddings import default_embedder
+
+            self._embedder = default_embedder()
+        return self._embedder
+
+    def scores_for(self, predicted: np.ndarray, names: Sequence[str], willingness: float | None = None) -> dict[str, float]:
+        """Utility of each named target given one row of predicted qualities."""
+        lam = self.willingness if willingness is None else willingness
+        cmax = max(self.costs.values()) or 1.0
+        return {n: float(predicted[self._col[n]] - lam * self.costs[n] / cmax) for n in names}
+
+    def _decision(self, ctx: RouteContext, predicted: np.ndarray) -> Decision:
+        unknown = [c for c in ctx.candidate_names if c not in self._col]
+        if unknown:
+            raise RoutingError(f"router {self.label!r} was trained on {', '.join(self.targets)}; it cannot score "
+                               f"{', '.join(unknown)} (retrain with them)", router=self.label, candidates=ctx.candidate_names)
+        scores = self.scores_for(predicted, ctx.candidate_names)
+        for c in ctx.candidate_names:
+            if not ctx.health_of(c).available:
+                scores[c] -= 10.0
+        best = max(scores, key=scores.__getitem__)
+        return self.decide(scores, rationale=f"{self.predictor.kind}: predicted quality {predicted[self._col[best]]:.3f} "
+                                             f"for {best} at willingness {self.willingness}",
+                           metadata={"predicted_quality": {c: float(predicted[self._col[c]]) for c in ctx.candidate_names}})
+
+    def route(self, ctx: RouteContext) -> Decision:
+        return self._decision(ctx, self.predictor.predict(self.embedder.embed_one(ctx.query)[None])[0])
+
+    def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
+        preds = self.predictor.predict(self.embedder.embed([c.query for c in contexts]))
+        return [self._decision(c, p) for c, p in zip(contexts, preds)]
+
+    def referenced_targets(self) -> set[str]:
+        return set()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trained router as one ``.npz`` file."""
+        path = Path(path)
+        meta = {"format": "crossroads.learned_router/1", "kind": self.predictor.kind, "params": self.predictor.params(),
+                "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label}
+        np.savez_compressed(path, __meta__=np.array(json.dumps(meta)), **self.predictor.state())
+        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> LearnedRouter:
+        """Read a router written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"trained router file {path} does not exist; create it with 'crossroads train'")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"]))
+                arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        except (ValueError, KeyError, OSError) as exc:
+            raise ConfigError(f"{path} is not a crossroads trained-router file: {exc}") from exc
+        predictor = PREDICTORS[meta["kind"]].from_state(arrays, meta["params"])
+        kw = {"willingness": meta["willingness"], "label": meta.get("label"), **overrides}
+        return cls(predictor, meta["targets"], meta["costs"], **kw)
+
+
+@register_router()
+class TrainedRouter(LearnedRouter):
+    """A trained router loaded from a file (``type: trained, params: {path: knn.npz}``)."""
+
+    name = "trained"
+
+    def __init__(self, path: str, willingness: float | None = None, *, label: str | None = None) -> None:
+        loaded = LearnedRouter.load(path)
+        super().__init__(loaded.predictor, loaded.targets, loaded.costs,
+                         willingness=loaded.willingness if willingness is None else willingness,
+                         label=label or loaded.label)
+
+
+class SoftmaxClassifier:
+    """An MLP (one hidden ReLU layer, dropout) with a softmax over classes, trained with Adam on
+    cross-entropy with label smoothing: the agent-selection head over query embeddings."""
+
+    def __init__(self, hidden: int = 512, epochs: int = 40, lr: float = 1e-3, weight_decay: float = 1e-4,
+                 dropout: float = 0.2, smoothing: float = 0.05, batch: int = 64, seed: int = 0) -> None:
+        self.hidden, self.epochs, self.lr, self.wd = hidden, epochs, lr, weight_decay
+        self.dropout, self.smoothing, self.batch, self.seed = dropout, smoothing, batch, seed
+        self.classes: list[str] = []
+        self.W: list[np.ndarray] = []
+
+    def fit(self, X: np.ndarray, labels: Sequence[str]) -> SoftmaxClassifier:
+        rng = np.random.default_rng(self.seed)
+        self.classes = sorted(set(labels))
+        index = {c: i for i, c in enumerate(self.classes)}
+        y = np.array([index[l] for l in labels])
+        X = np.asarray(X, np.float32)
+        d, k = X.shape[1], len(self.classes)
+        W1 = rng.normal(0, np.sqrt(2 / d), (d, self.hidden)).astype(np.float32)
+        b1 = np.zeros(self.hidden, np.float32)
+        W2 = rng.normal(0, np.sqrt(1 / self.hidden), (self.hidden, k)).astype(np.float32)
+        b2 = np.zeros(k, np.float32)
+        params = [W1, b1, W2, b2]
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        step = 0
+        for _ in range(self.epochs):
+            order = rng.permutation(len(X))
+            for s in range(0, len(X), self.batch):
+                i = order[s:s + self.batch]
+                x = X[i]
+                h = np.maximum(x @ W1 + b1, 0)
+                mask = (rng.random(h.shape) >= self.dropout).astype(np.float32) / (1 - self.dropout)
+                hd = h * mask
+                logits = hd @ W2 + b2
+                logits -= logits.max(axis=1, keepdims=True)
+                p = np.exp(logits)
+                p /= p.sum(axis=1, keepdims=True)
+                target = np.full_like(p, self.smoothing / k)
+                target[np.arange(len(i)), y[i]] += 1 - self.smoothing
+                g = (p - target) / len(i)
+                gW2 = hd.T @ g + self.wd * W2
+                gb2 = g.sum(0)
+                gh = (g @ W2.T) * mask * (h > 0)
+                gW1 = x.T @ gh + self.wd * W1
+                gb1 = gh.sum(0)
+                step += 1
+                _adam(params, [gW1, gb1, gW2, gb2], m, v, step, self.lr)
+        self.W = params
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, classes), columns in ``self.classes`` order."""
+        W1, b1, W2, b2 = self.W
+        logits = np.maximum(np.asarray(X, np.float32) @ W1 + b1, 0) @ W2 + b2
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"W{i}": w for i, w in enumerate(self.W)}
+
+
+@register_router()
+class ClassifierRouter(Router):
+    """Chooses agents with a :class:`SoftmaxClassifier` over the query embedding; scores are class
+    probabilities. When the head's out-of-scope class wins, the ``fallback`` candidate is chosen.
+
+    Load a trained one in YAML with ``type: classifier, params: {path: agents.npz, fallback: general}``.
+    """
+
+    name = "classifier"
+    OOS = "oos"
+
+    def __init__(self, path: str | None = None, *, classifier: SoftmaxClassifier | None = None,
+                 fallback: str | None = None, embedder: Any = None, label: str | None = None) -> None:
+        super().__init__(label=label)
+        if classifier is None:
+            if path is None:
+                raise ConfigError("classifier router needs a trained file: params: {path: ...} (crossroads train classifier)")
+            classifier = self.load_classifier(path)
+        self.classifier = classifier
+        self.fallback = fallback
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from ..agents.embeddings import default_embedder
+
+            self._embedder = default_embedder()
+        return self._embedder
+
+    def referenced_targets(self) -> set[str]:
+        return {self.fallback} if self.fallback else set()
+
+    def _decision(self, ctx: RouteContext, probs: np.ndarray) -> Decision:
+        col = {c: i for i, c in enumerate(self.classifier.classes)}
+        scores = {c: float(probs[col[c]]) if c in col else 0.0 for c in ctx.candidate_names}
+        known = [c for c in ctx.candidate_names if c in col]
+        if not known:
+            raise RoutingError(f"classifier {self.label!r} knows none of the candidates {', '.join(ctx.candidate_names)}",
+                               router=self.label, candidates=ctx.candidate_names)
+        best = max(known, key=scores.__getitem__)
+        oos_p = float(probs[col[self.OOS]]) if self.OOS in col else 0.0
+        if self.fallback and oos_p > scores[best]:
+            return Decision(targets=(self.fallback,), scores=scores, router=self.label,
+                            rationale=f"out of scope (p={oos_p:.3f} > {best} {scores[best]:.3f}); fallback",
+                            metadata={"oos_probability": oos_p})
+        return self.decide(scores, rationale=f"classifier: {best} p={scores[best]:.3f}", metadata={"oos_probability": oos_p})
+
+    def route(self, ctx: RouteContext) -> Decision:
+        return self._decision(ctx, self.classifier.predict_proba(self.embedder.embed_one(ctx.query)[None])[0])
+
+    def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
+        probs = self.classifier.predict_proba(self.embedder.embed([c.query for c in contexts]))
+        return [self._decision(c, p) for c, p in zip(contexts, probs)]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the classifier as one ``.npz`` file."""
+        c = self.classifier
+        meta = {"format": "crossroads.classifier/1", "classes": c.classes,
+                "params": {"hidden": c.hidden, "epochs": c.epochs, "lr": c.lr, "weight_decay": c.wd,
+                           "dropout": c.dropout, "smoothing": c.smoothing, "batch": c.batch, "seed": c.seed}}
+        np.savez_compressed(Path(path), __meta__=np.array(json.dumps(meta)), **c.state())
+        return Path(path)
+
+    @staticmethod
+    def load_classifier(path: str | Path) -> SoftmaxClassifier:
+        """Read a classifier written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"trained classifier file {path} does not exist; create it with 'crossroads train classifier'")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"]))
+                clf = SoftmaxClassifier(**meta["params"])
+                clf.classes = list(meta["classes"])
+                clf.W = [z[f"W{i}"] for i in range(4)]
+        except (ValueError, KeyError, OSError) as exc:
+            raise ConfigError(f"{path} is not a crossroads classifier file: {exc}") from exc
+        return clf
