@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 trace_app = typer.Typer(help="Inspect runs, steps and decisions in the trace DB.", no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
+eval_app = typer.Typer(help="Run eval suites on real routing data; list, show and compare stored runs.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -230,6 +232,212 @@ def trace_export(
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+def _suite_path(suite: str) -> Path:
+    p = Path(suite)
+    if p.exists():
+        return p
+    from .evals import SUITES_DIR
+
+    shipped = SUITES_DIR / (suite if suite.endswith(".yaml") else f"{suite}.yaml")
+    if shipped.exists():
+        return shipped
+    from .errors import ConfigError
+
+    names = sorted(x.stem for x in SUITES_DIR.glob("*.yaml"))
+    raise ConfigError(f"suite {suite!r} is neither a file nor a shipped suite; shipped: {', '.join(names)}")
+
+
+@eval_app.command("run")
+def eval_run(
+    suite: str = typer.Argument(..., help="A suite YAML file, or the name of a shipped suite (see 'crossroads eval suites')."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder [default: ./crossroads-evals/SUITE-RUNID]."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
+    db: Optional[str] = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run SUITE, store the results with config, code version and data hashes, and write a report."""
+    from rich.progress import Progress
+
+    from .evals.report import write_report
+    from .evals.suite import run_suite
+    from .tracing import EvalStore, TraceStore
+
+    path = _suite_path(suite)
+    store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
+    with Progress(transient=True, console=err) as progress:
+        task = progress.add_task("loading data and embeddings", total=None)
+        result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"))
+    run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
+           "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
+           "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}
+    out = out_dir or Path("crossroads-evals") / f"{result.spec.name}-{result.id[:8]}"
+    report = write_report(run, out)
+    run["report_path"] = str(report)
+    store.save(run, result.results["routers"])
+    if as_json:
+        _print_json({k: v for k, v in run.items() if k != "config"})
+        return
+    _print_eval_table(run)
+    err.print(f"eval run {result.id}  report {report}  ({result.duration_s:.1f} s)")
+
+
+def _print_eval_table(run: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    routers = run["results"]["routers"] if "results" in run and "routers" in run["results"] else run["results"]
+    if run["kind"] == "query_routing":
+        table = Table("router", "best quality", "at cost", "quality ≤0.5 cost", "AIQ", "cost→95%", "p50 ms", title=run["suite"])
+        for name, m in routers.items():
+            table.add_row(name, f"{m['best_quality']:.3f}", f"{m['best_quality_cost']:.2f}",
+                          _num(m.get("quality_at_half_cost")), _num(m.get("aiq")), _num(m.get("cost_to_95pct_best_single"), 2),
+                          _num(m.get("latency_p50_ms"), 1))
+    else:
+        table = Table("router", "top-1", "in-scope top-1", "set acc", "set size", "OOS P", "OOS R", "p50 ms", title=run["suite"])
+        for name, m in routers.items():
+            table.add_row(name, _num(m["top1_accuracy"], 4), _num(m["in_scope_top1_accuracy"], 4), _num(m["set_accuracy"], 4),
+                          _num(m["mean_set_size"], 2), _num(m.get("oos_precision")), _num(m.get("oos_recall")),
+                          _num(m.get("latency_p50_ms"), 1))
+    out.print(table)
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and x != x) else f"{x:.{digits}f}"
+
+
+@eval_app.command("suites")
+def eval_suites(as_json: bool = JsonOption) -> None:
+    """List the suites shipped with crossroads."""
+    from .evals import SUITES_DIR
+    from .evals.suite import load_suite
+
+    rows = []
+    for p in sorted(SUITES_DIR.glob("*.yaml")):
+        spec, _ = load_suite(p)
+        rows.append({"name": p.stem, "kind": spec.kind, "description": spec.description, "path": str(p)})
+    if as_json:
+        _print_json(rows)
+        return
+    for r in rows:
+        out.print(f"[bold]{r['name']}[/] ({r['kind']})  {r['description']}")
+
+
+@eval_app.command("list")
+def eval_list(
+    limit: int = typer.Option(20, "--limit", "-n"),
+    suite: Optional[str] = typer.Option(None, "--suite"),
+    db: Optional[str] = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List stored eval runs."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from .tracing import EvalStore, TraceStore
+
+    runs = EvalStore(TraceStore(db)).list(limit=limit, suite=suite)
+    if as_json:
+        _print_json(runs)
+        return
+    table = Table("eval run", "suite", "kind", "started", "duration s", "code", "summary")
+    for r in runs:
+        table.add_row(r["id"][:12], r["suite"], r["kind"], dt.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M"),
+                      f"{r['duration_s']:.1f}", r["code_version"], json.dumps(r["summary"], default=str)[:60])
+    out.print(table)
+
+
+@eval_app.command("show")
+def eval_show(run_id: str = typer.Argument(...), db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+    """Show one stored eval run."""
+    from .tracing import EvalStore, TraceStore
+
+    run = EvalStore(TraceStore(db)).get(run_id)
+    if as_json:
+        _print_json(run)
+        return
+    out.print(f"[bold]{run['suite']}[/] {run['id']}  code {run['code_version']}  report {run.get('report_path')}")
+    _print_eval_table(run)
+
+
+@eval_app.command("compare")
+def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(...), db: Optional[str] = DbOption,
+                 as_json: bool = JsonOption) -> None:
+    """Compare the headline metrics of two eval runs router by router (B - A)."""
+    from rich.table import Table
+
+    from .tracing import EvalStore, TraceStore
+
+    store = EvalStore(TraceStore(db))
+    a, b = store.get(run_a), store.get(run_b)
+    keys = (["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"]
+            if a["kind"] == "query_routing" else ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
+    rows = []
+    for router in sorted(set(a["results"]) | set(b["results"])):
+        ma, mb = a["results"].get(router, {}), b["results"].get(router, {})
+        for k in keys:
+            va, vb = ma.get(k), mb.get(k)
+            delta = (vb - va) if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
+            rows.append({"router": router, "metric": k, "a": va, "b": vb, "delta": delta})
+    if as_json:
+        _print_json({"a": a["id"], "b": b["id"], "rows": rows})
+        return
+    table = Table("router", "metric", f"A {a['id'][:8]}", f"B {b['id'][:8]}", "B - A")
+    for r in rows:
+        table.add_row(r["router"], r["metric"], _num(r["a"]), _num(r["b"]), _num(r["delta"]))
+    out.print(table)
+
+
+@app.command()
+def train(
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes) or classifier (agent selection)."),
+    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for classifier a CLINC150 JSONL or Banking77 CSV."),
+    out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
+    prices: Optional[Path] = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
+) -> None:
+    """Train a router and save it as a file that flows and suites load by path."""
+    from .agents.embeddings import default_embedder
+    from .errors import ConfigError
+    from .evals.suite import BUILTIN_DATA
+
+    params: dict[str, Any] = {}
+    for item in param:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--param {item!r} must look like key=value")
+        try:
+            params[k] = json.loads(v)
+        except json.JSONDecodeError:
+            params[k] = v
+    fmt, rows_path, price_path = (BUILTIN_DATA[data.split(":", 1)[1]] if data.startswith("builtin:") else (None, Path(data), prices))
+    emb = default_embedder()
+    with err.status(f"training {router}..."):
+        if router == "classifier":
+            from .evals.agent_selection import load_banking77, load_clinc150
+            from .routers.learned import ClassifierRouter, SoftmaxClassifier
+
+            is_csv = rows_path.name.endswith((".csv", ".csv.gz"))
+            tr, _ = load_banking77(rows_path) if is_csv else load_clinc150(rows_path)
+            clf = SoftmaxClassifier(**params).fit(emb.embed(tr.texts), tr.labels)
+            ClassifierRouter(classifier=clf).save(out_path)
+            msg = f"{len(clf.classes)} classes from {len(tr)} utterances"
+        elif router in ("knn", "mlp", "mf"):
+            import numpy as np
+
+            from .agents.backends.replay import RecordedOutcomes
+            from .routers.learned import LearnedRouter
+
+            outcomes = RecordedOutcomes.load(rows_path, prices=price_path)
+            X = emb.embed([r.prompt for r in outcomes.rows])
+            Y = np.array([[r.scores[m] for m in outcomes.models] for r in outcomes.rows], dtype=np.float32)
+            costs = {m: outcomes.prices[m].input_per_mtok for m in outcomes.models}
+            LearnedRouter.train(router, X, Y, targets=outcomes.models, costs=costs, params=params).save(out_path)
+            msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
+        else:
+            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, classifier")
+    out.print(f"wrote {out_path} ({msg})")
 
 
 def main() -> None:

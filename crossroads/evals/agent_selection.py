@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import open_text
 from ..errors import ConfigError, UnknownNameError
 from ..routers.learned import ClassifierRouter, SoftmaxClassifier
 from ..routers.semantic import SemanticRouter
@@ -55,7 +56,7 @@ def load_clinc150(path: str | Path) -> tuple[IntentData, IntentData]:
     if not path.exists():
         raise ConfigError(f"dataset file {path} does not exist")
     train, test = IntentData([], [], str(path)), IntentData([], [], str(path))
-    with path.open() as fh:
+    with open_text(path) as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -81,7 +82,7 @@ def load_banking77(path: str | Path, *, test_fraction: float = 0.2, seed: int = 
     if not path.exists():
         raise ConfigError(f"dataset file {path} does not exist")
     by_cat: dict[str, list[str]] = defaultdict(list)
-    with path.open(newline="") as fh:
+    with open_text(path) as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or not {"text", "category"} <= set(reader.fieldnames):
             raise ConfigError(f"{path}:1: header must have 'text' and 'category' columns, got {reader.fieldnames}")
@@ -224,12 +225,13 @@ def evaluate_agent_routers(
                     rows = np.where(fit_mask)[0]  # out-of-scope rows train their own class
                     nonlocal clf
                     clf = SoftmaxClassifier(**dict(params)).fit(Xtr[rows], [train.labels[i] for i in rows])
-                    cols = [clf.classes.index(a) for a in agents]
-                    oos_col = clf.classes.index(OOS) if OOS in clf.classes else None
+                    col = {c: i for i, c in enumerate(clf.classes)}
+                    oos_col = col.get(OOS)
 
                     def probs(X: np.ndarray) -> np.ndarray:
                         p = clf.predict_proba(X)
-                        out = p[:, cols]
+                        # an agent with no training row in this fit scores 0
+                        out = np.stack([p[:, col[a]] if a in col else np.zeros(len(p)) for a in agents], axis=1)
                         if oos_col is not None:  # the head's own out-of-scope verdict: below every threshold
                             out = np.where((p[:, oos_col] > out.max(axis=1))[:, None], -1.0, out)
                         return out
@@ -261,6 +263,8 @@ def evaluate_agent_routers(
             m["in_scope_top1_accuracy"] = m1["in_scope_top1_accuracy"]
             m["oos_precision"], m["oos_recall"] = m1["oos_precision"], m1["oos_recall"]
             hits = np.array([1.0 if s[0] == g else 0.0 for s, g in zip(top1_sets, test.labels)])
+            wrong = Counter((g, s[0]) for s, g in zip(top1_sets, test.labels) if s[0] != g)
+            m["top_confusions"] = [{"gold": g, "chosen": c, "count": n} for (g, c), n in wrong.most_common(10)]
             m["top1_ci95"] = bootstrap_ci(hits, n=bootstrap) if bootstrap else None
             m["oos_threshold"] = threshold
         m["fit_and_score_s"] = fit_s

@@ -4,13 +4,14 @@ from .records import CallRecord, DecisionRecord, EventRecord, RunEnd, RunStart, 
 from .recorder import MemoryRecorder, NullRecorder, Recorder, SQLRecorder
 from .redact import redact, redact_obj
 from .schema import SCHEMA_VERSION
-from .store import DEFAULT_DB, TraceStore, resolve_db_url
+from .store import DEFAULT_DB, EvalStore, TraceStore, resolve_db_url
 
 __all__ = [
     "DEFAULT_DB",
     "SCHEMA_VERSION",
     "CallRecord",
     "DecisionRecord",
+    "EvalStore",
     "EventRecord",
     "MemoryRecorder",
     "NullRecorder",

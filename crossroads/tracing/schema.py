@@ -9,7 +9,8 @@ from typing import Optional
 
 from sqlmodel import Field, SQLModel
 
-__all__ = ["SCHEMA_VERSION", "CallRow", "DecisionRow", "EventRow", "MetaRow", "RunRow", "StepRow"]
+__all__ = ["SCHEMA_VERSION", "CallRow", "DecisionRow", "EvalResultRow", "EvalRunRow", "EventRow", "MetaRow", "RunRow",
+           "StepRow"]
 
 SCHEMA_VERSION = 1
 """Bumped whenever a table changes; a DB of another version is refused, never rewritten."""
@@ -107,3 +108,29 @@ class EventRow(SQLModel, table=True):
     target: Optional[str] = None
     detail_json: str = "{}"
     created_at: float = 0.0
+
+
+class EvalRunRow(SQLModel, table=True):
+    """One run of an eval suite, with everything needed to reproduce it."""
+
+    __tablename__ = "cr_eval_runs"
+    id: str = Field(primary_key=True)
+    suite: str = Field(index=True)
+    kind: str
+    created_at: float = Field(index=True)
+    duration_s: float = 0.0
+    config_json: str = "{}"
+    code_version: str = ""
+    data_hashes_json: str = "{}"
+    summary_json: str = "{}"
+    report_path: Optional[str] = None
+
+
+class EvalResultRow(SQLModel, table=True):
+    """One router's metrics in an eval run."""
+
+    __tablename__ = "cr_eval_results"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    eval_run_id: str = Field(index=True, foreign_key="cr_eval_runs.id")
+    router: str
+    metrics_json: str = "{}"

@@ -18,16 +18,16 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
 from ..errors import TraceSchemaVersionError, TraceStoreCorruptError, TraceStoreError
-from .schema import SCHEMA_VERSION, CallRow, DecisionRow, EventRow, MetaRow, RunRow, StepRow
+from .schema import SCHEMA_VERSION, CallRow, DecisionRow, EvalResultRow, EvalRunRow, EventRow, MetaRow, RunRow, StepRow
 
-__all__ = ["DEFAULT_DB", "TraceStore", "resolve_db_url"]
+__all__ = ["DEFAULT_DB", "EvalStore", "TraceStore", "resolve_db_url"]
 
 DEFAULT_DB = "crossroads.db"
 """Default trace file, in the working directory; overridden by ``--db`` or ``CROSSROADS_DB``."""
 DB_ENV_VAR = "CROSSROADS_DB"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_TABLES = [MetaRow, RunRow, StepRow, DecisionRow, CallRow, EventRow]
+_TABLES = [MetaRow, RunRow, StepRow, DecisionRow, CallRow, EventRow, EvalRunRow, EvalResultRow]
 
 
 def resolve_db_url(db: str | os.PathLike[str] | None = None) -> str:
@@ -274,3 +274,66 @@ def _check_sqlite_file(path: Path) -> None:
             f"trace DB {path} is not an SQLite database (bad header); it is corrupt or another kind of "
             "file. It was left untouched: move it aside or pass --db / set CROSSROADS_DB to another file"
         )
+
+
+def _json_safe(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item"):  # numpy scalars
+        return _json_safe(obj.item())
+    return obj
+
+
+class EvalStore:
+    """Eval runs and their per-router results, in the same database as the traces."""
+
+    def __init__(self, store: TraceStore) -> None:
+        self.store = store
+
+    def save(self, run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -> None:
+        """Write a run and all its results in one transaction (all or nothing)."""
+        row = {k: run.get(k) for k in ("id", "suite", "kind", "created_at", "duration_s", "code_version", "report_path")}
+        row["config_json"] = json.dumps(_json_safe(run.get("config", {})))
+        row["data_hashes_json"] = json.dumps(_json_safe(run.get("data_hashes", {})))
+        row["summary_json"] = json.dumps(_json_safe(run.get("summary", {})))
+        with self.store.engine.begin() as conn:
+            conn.execute(EvalRunRow.__table__.insert(), [row])  # type: ignore[attr-defined]
+            conn.execute(EvalResultRow.__table__.insert(), [  # type: ignore[attr-defined]
+                {"eval_run_id": run["id"], "router": r, "metrics_json": json.dumps(_json_safe(m))} for r, m in results.items()])
+
+    def list(self, *, limit: int = 20, suite: str | None = None) -> list[dict[str, Any]]:
+        """Most recent eval runs first."""
+        q = select(EvalRunRow.__table__).order_by(EvalRunRow.created_at.desc()).limit(limit)
+        if suite:
+            q = q.where(EvalRunRow.suite == suite)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [self._run(r) for r in rows]
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """One eval run with its results (a unique id prefix works)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(EvalRunRow.__table__).where(EvalRunRow.id.like(f"{run_id}%")).limit(2)).mappings().all()
+            if not rows:
+                raise TraceStoreError(f"no eval run {run_id!r}; list them with 'crossroads eval list'")
+            if len(rows) > 1 and rows[0]["id"] != run_id:
+                raise TraceStoreError(f"eval run id prefix {run_id!r} is ambiguous; give more characters")
+            run = self._run(rows[0])
+            res = conn.execute(select(EvalResultRow.__table__).where(EvalResultRow.eval_run_id == run["id"])
+                               .order_by(EvalResultRow.id)).mappings().all()
+        run["results"] = {r["router"]: json.loads(r["metrics_json"]) for r in res}
+        return run
+
+    @staticmethod
+    def _run(r: Mapping[str, Any]) -> dict[str, Any]:
+        d = dict(r)
+        d["config"] = json.loads(d.pop("config_json") or "{}")
+        d["data_hashes"] = json.loads(d.pop("data_hashes_json") or "{}")
+        d["summary"] = json.loads(d.pop("summary_json") or "{}")
+        return d

@@ -13,7 +13,6 @@ Per-model dict fields may be JSON objects or Python-literal strings (as publishe
 from __future__ import annotations
 
 import ast
-import gzip
 import json
 import math
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..._io import open_text
 from ...data import DATA_DIR
 from ...errors import ConfigError, TargetError, UnknownNameError
 from ...types import CostModel, Message
@@ -52,8 +52,7 @@ class RecordedRow:
 
 
 def _open_text(path: Path) -> Iterator[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with open_text(path) as fh:
         yield from fh
 
 

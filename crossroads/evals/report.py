@@ -1,0 +1,123 @@
+"""Eval reports: Markdown tables plus PNG plots (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_report"]
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, (list, tuple)) and len(x) == 2:
+        return f"[{_f(x[0], digits)}, {_f(x[1], digits)}]"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _query_section(run: dict[str, Any], out: Path) -> list[str]:
+    res = run["results"]
+    routers = res["routers"]
+    two = any("apgr" in m for m in routers.values())
+    lines = [f"Best single model (chosen on train): **{res['best_single_model']}**, test quality "
+             f"{_f(res['best_single_quality'])}; costs are relative to its cost on the test rows "
+             f"(${_f(res['reference_cost_usd'], 4)}). Train rows: {res['n_train']}, test rows: {res['n_test']}.", ""]
+    head = "| router | best quality [95% CI] | at cost | quality at ≤ 0.5 cost | AIQ | AIQ on [0,1] | cost to 95% | cost to 100% |"
+    sep = "|---|---|---|---|---|---|---|---|"
+    if two:
+        head += " APGR | strong share for 50% PGR | for 80% PGR |"
+        sep += "---|---|---|"
+    head += " train s | decision p50 / p99 ms |"
+    sep += "---|---|"
+    lines += [head, sep]
+    for name, m in routers.items():
+        row = (f"| {name} | {_f(m['best_quality'])} {_f(m['best_quality_ci95'])} | {_f(m['best_quality_cost'], 2)} | "
+               f"{_f(m['quality_at_half_cost'])} | {_f(m['aiq'])} | {_f(m['aiq_common_range'])} | "
+               f"{_f(m['cost_to_95pct_best_single'], 2)} | {_f(m['cost_to_100pct_best_single'], 2)} |")
+        if two:
+            row += f" {_f(m.get('apgr'))} | {_f(m.get('strong_share_for_50pct_pgr'))} | {_f(m.get('strong_share_for_80pct_pgr'))} |"
+        row += f" {_f(m['train_s'], 1)} | {_f(m['latency_p50_ms'], 1)} / {_f(m['latency_p99_ms'], 1)} |"
+        lines.append(row)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for name, m in routers.items():
+        pts = sorted(m["points"], key=lambda p: p["cost"])
+        xs, ys = [p["cost"] for p in pts], [p["quality"] for p in pts]
+        if len(pts) > 1:
+            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+        else:
+            ax.scatter(xs, ys, marker="*" if name in ("oracle", "best_single") else "s", s=80, label=name, zorder=3)
+    ax.axvline(0.5, color="grey", ls=":", lw=1)
+    ax.axhline(res["best_single_quality"], color="grey", ls="--", lw=1)
+    ax.set_xlabel("cost relative to the best single model")
+    ax.set_ylabel("mean quality")
+    ax.set_xscale("log")
+    ax.set_title(f"{run['suite']}: cost-quality")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "cost_quality.png", dpi=120)
+    plt.close(fig)
+    lines += ["", "![cost-quality curves](cost_quality.png)"]
+    return lines
+
+
+def _selection_section(run: dict[str, Any], out: Path) -> list[str]:
+    res = run["results"]
+    routers = res["routers"]
+    lines = [f"{res.get('agents')} agents; train rows {res.get('n_train')}, test rows {res.get('n_test')}; "
+             f"out-of-scope rows: {'yes' if res.get('has_oos') else 'no'}.", "",
+             "| router | top-1 [95% CI] | in-scope top-1 | set accuracy | mean set size | conflict rate | OOS precision | OOS recall | decision p50 / p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, m in routers.items():
+        lines.append(f"| {name} | {_f(m['top1_accuracy'], 4)} {_f(m.get('top1_ci95'), 4)} | {_f(m['in_scope_top1_accuracy'], 4)} | "
+                     f"{_f(m['set_accuracy'], 4)} | {_f(m['mean_set_size'], 2)} | {_f(m['conflict_rate'], 3)} | "
+                     f"{_f(m['oos_precision'])} | {_f(m['oos_recall'])} | {_f(m.get('latency_p50_ms'), 1)} / {_f(m.get('latency_p99_ms'), 1)} |")
+    best = max(routers, key=lambda k: routers[k]["top1_accuracy"])
+    conf = routers[best].get("top_confusions") or []
+    if conf:
+        lines += ["", f"Most frequent confusions of {best} (gold → chosen):", "", "| gold | chosen | count |", "|---|---|---|"]
+        lines += [f"| {c['gold']} | {c['chosen']} | {c['count']} |" for c in conf]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    names = list(routers)
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [routers[n]["top1_accuracy"] for n in names], width=0.4, label="top-1")
+    ax.bar([x + 0.2 for x in xs], [routers[n]["set_accuracy"] for n in names], width=0.4, label="set accuracy")
+    ax.set_xticks(list(xs), names, rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{run['suite']}: agent selection")
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out / "selection.png", dpi=120)
+    plt.close(fig)
+    lines += ["", "![selection accuracy](selection.png)"]
+    return lines
+
+
+def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write ``report.md`` (and its PNGs) for a stored eval run; returns the Markdown path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {run['suite']} — eval run {run['id'][:12]}", "",
+             f"Kind: {run['kind']}; code {run['code_version']}; {run['duration_s']:.1f} s.", "",
+             "Data: " + ", ".join(f"`{k}` sha256 {v[:16]}…" for k, v in run["data_hashes"].items()), ""]
+    if run["kind"] == "query_routing":
+        lines += _query_section(run, out)
+    else:
+        lines += _selection_section(run, out)
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,268 @@
+"""Eval suites: a documented YAML schema (datasets x routers x settings) and the runner.
+
+Example::
+
+    name: llmrouter-9models
+    kind: query_routing
+    data: {dataset: builtin:llmrouter-9models, test_fraction: 0.2, seed: 0}
+    routers:
+      - {name: knn, type: knn, params: {k: 10}}
+      - {name: mf, type: mf}
+    settings: {bootstrap: 1000}
+
+Datasets are referenced by path (or ``builtin:NAME``), so a suite can point at a user's own files in
+the same format.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .._io import file_sha256
+from .._version import __version__
+from ..data import DATA_DIR
+from ..errors import ConfigError, UnknownNameError
+
+__all__ = ["BUILTIN_DATA", "SuiteResult", "SuiteSpec", "load_suite", "run_suite"]
+
+BUILTIN_DATA: dict[str, tuple[str, Path, Path | None]] = {
+    "llmrouter-9models": ("outcomes", DATA_DIR / "routing" / "llmrouter_9models_train.jsonl.gz", None),
+    "routellm-2models": ("outcomes", DATA_DIR / "routing" / "routellm_2models_dev.jsonl.gz",
+                         DATA_DIR / "routing" / "routellm_2models_prices.json"),
+    "clinc150": ("clinc150", DATA_DIR / "intent" / "clinc150_trainval.jsonl.gz", None),
+    "banking77": ("banking77", DATA_DIR / "intent" / "banking77_train.csv.gz", None),
+}
+"""``builtin:NAME`` datasets shipped with crossroads: (format, rows, prices)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    """Where the rows come from and how they are split."""
+
+    dataset: str = Field(description="builtin:NAME or a path (relative to the suite file)")
+    format: Literal["outcomes", "clinc150", "banking77"] | None = Field(None, description="inferred for builtins")
+    prices: str | None = Field(None, description="outcomes: JSON prices for files without per-row prices")
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+    limit: int | None = Field(None, ge=10, description="use at most this many rows (small CI versions)")
+    strong: str | None = Field(None, description="two-model data: the strong model (for APGR)")
+    weak: str | None = Field(None, description="two-model data: the weak model (for APGR)")
+
+
+class RouterEntry(_Strict):
+    """One router of the suite."""
+
+    name: str
+    type: str
+    params: dict[str, Any] = {}
+
+
+class SettingsSpec(_Strict):
+    """Run settings."""
+
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for 95% confidence intervals (0: off)")
+    latency_samples: int = Field(100, ge=0, description="decisions timed through the router protocol")
+    lambdas: list[float] | None = Field(None, description="willingness-to-pay sweep for cost-quality curves")
+
+
+class SuiteSpec(_Strict):
+    """A whole suite file."""
+
+    name: str
+    kind: Literal["query_routing", "agent_selection"]
+    description: str = ""
+    data: DataSpec
+    routers: list[RouterEntry] = Field(min_length=1)
+    settings: SettingsSpec = SettingsSpec()
+
+
+def load_suite(path: str | Path) -> tuple[SuiteSpec, Path]:
+    """Read and validate a suite file; errors name the file and the field."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"suite file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+    try:
+        return SuiteSpec.model_validate(raw), path.parent
+    except ValidationError as exc:
+        lines = [f"{path}: invalid suite ({exc.error_count()} problem(s))"]
+        lines += [f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from exc
+
+
+@dataclass
+class SuiteResult:
+    """What a suite run produced."""
+
+    id: str
+    spec: SuiteSpec
+    results: dict[str, Any]
+    data_hashes: dict[str, str]
+    created_at: float
+    duration_s: float
+    code_version: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve(spec: DataSpec, base: Path) -> tuple[str, Path, Path | None]:
+    if spec.dataset.startswith("builtin:"):
+        name = spec.dataset.split(":", 1)[1]
+        if name not in BUILTIN_DATA:
+            raise UnknownNameError("built-in dataset", name, BUILTIN_DATA)
+        fmt, rows, prices = BUILTIN_DATA[name]
+        return spec.format or fmt, rows, prices
+    rows = Path(spec.dataset)
+    rows = rows if rows.is_absolute() else base / rows
+    if not rows.exists():
+        raise ConfigError(f"dataset {rows} does not exist")
+    if spec.format is None:
+        raise ConfigError(f"data.format is required for {rows} (outcomes, clinc150 or banking77)")
+    prices = None
+    if spec.prices:
+        prices = Path(spec.prices) if Path(spec.prices).is_absolute() else base / spec.prices
+    return spec.format, rows, prices
+
+
+def code_version() -> str:
+    """The crossroads version plus the git commit of the source tree, when there is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        commit = out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.random.default_rng(seed).permutation(n)
+    k = max(1, int(round(test_fraction * n)))
+    return idx[k:], idx[:k]
+
+
+def run_suite(
+    suite: str | Path | SuiteSpec,
+    *,
+    base_dir: Path | None = None,
+    embedder: Any = None,
+    limit: int | None = None,
+    on_router: Callable[[str], None] | None = None,
+) -> SuiteResult:
+    """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``."""
+    if isinstance(suite, SuiteSpec):
+        spec, base = suite, base_dir or Path.cwd()
+    else:
+        spec, base = load_suite(suite)
+    if limit is not None:
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"limit": limit})})
+    fmt, rows_path, prices_path = _resolve(spec.data, base)
+    hashes = {str(rows_path.name): file_sha256(rows_path)}
+    if prices_path is not None:
+        hashes[prices_path.name] = file_sha256(prices_path)
+    if embedder is None:
+        from ..agents.embeddings import default_embedder
+
+        embedder = default_embedder()
+    started = time.time()
+    routers = [(r.name, r.type, r.params) for r in spec.routers]
+    names = [r.name for r in spec.routers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"suite {spec.name!r}: router names must be unique, got {names}")
+    progress = on_router or (lambda _: None)
+    if spec.kind == "query_routing":
+        if fmt != "outcomes":
+            raise ConfigError(f"suite {spec.name!r}: query_routing needs recorded-outcomes data, not {fmt}")
+        from ..agents.backends.replay import RecordedOutcomes
+        from .query_routing import QUERY_ROUTERS, evaluate_query_routers, prepare_query_data
+
+        for _, kind, _ in routers:  # fail before any work on an unknown router
+            if kind not in QUERY_ROUTERS:
+                raise UnknownNameError("query router", kind, QUERY_ROUTERS)
+        outcomes = RecordedOutcomes.load(rows_path, prices=prices_path)
+        sw = None
+        if spec.data.strong or spec.data.weak:
+            for m in (spec.data.strong, spec.data.weak):
+                if m not in outcomes.models:
+                    raise ConfigError(f"suite {spec.name!r}: model {m!r} is not in {rows_path.name}; models: {', '.join(outcomes.models)}")
+            sw = (spec.data.strong, spec.data.weak)
+        data = prepare_query_data(outcomes, embedder, limit=spec.data.limit, seed=spec.data.seed)
+        tr, te = _split(len(data), spec.data.test_fraction, spec.data.seed)
+        kw: dict[str, Any] = {}
+        if spec.settings.lambdas:
+            kw["lambdas"] = spec.settings.lambdas
+        results: dict[str, Any] = {"routers": {}}
+        for r in routers:
+            progress(r[0])
+            one = evaluate_query_routers(data.subset(tr), data.subset(te), [r], bootstrap=spec.settings.bootstrap,
+                                         latency_embedder=embedder, latency_samples=spec.settings.latency_samples,
+                                         strong_weak=sw, **kw)
+            results["routers"].update(one.pop("routers"))
+            results.update(one)
+    else:
+        from .agent_selection import AGENT_ROUTERS, IntentData, evaluate_agent_routers, load_banking77, load_clinc150
+
+        for _, kind, _ in routers:
+            if kind not in AGENT_ROUTERS:
+                raise UnknownNameError("agent-selection router", kind, AGENT_ROUTERS)
+        if fmt == "clinc150":
+            train, test = load_clinc150(rows_path)
+        elif fmt == "banking77":
+            train, test = load_banking77(rows_path, test_fraction=spec.data.test_fraction, seed=spec.data.seed)
+        else:
+            raise ConfigError(f"suite {spec.name!r}: agent_selection needs clinc150 or banking77 data, not {fmt}")
+        if spec.data.limit is not None:
+            rng = np.random.default_rng(spec.data.seed)
+            n_te = max(5, int(spec.data.limit * len(test) / (len(train) + len(test))))
+
+            def sub(d: IntentData, n: int) -> IntentData:
+                keep = np.sort(rng.choice(len(d), size=min(n, len(d)), replace=False))
+                return IntentData([d.texts[i] for i in keep], [d.labels[i] for i in keep], d.source)
+
+            train, test = sub(train, spec.data.limit - n_te), sub(test, n_te)
+            known = set(train.labels)
+            test = IntentData([t for t, l in zip(test.texts, test.labels) if l in known],
+                              [l for l in test.labels if l in known], test.source)
+        results = {"routers": {}}
+        for r in routers:
+            progress(r[0])
+            one = evaluate_agent_routers(train, test, [r], embedder, bootstrap=spec.settings.bootstrap,
+                                         latency_samples=spec.settings.latency_samples, seed=spec.data.seed)
+            results["routers"].update(one.pop("routers"))
+            results.update(one)
+    for m in results["routers"].values():
+        m.pop("_router", None)
+    duration = time.time() - started
+    return SuiteResult(id=uuid.uuid4().hex, spec=spec, results=results, data_hashes=hashes, created_at=started,
+                       duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))
+
+
+def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
+    routers = results["routers"]
+    if kind == "query_routing":
+        real = {k: v for k, v in routers.items() if k != "oracle"}
+        best = max(real, key=lambda k: (np.nan_to_num(real[k]["quality_at_half_cost"], nan=-1.0)))
+        return {"best_single_model": results["best_single_model"], "best_single_quality": results["best_single_quality"],
+                "best_router_at_half_cost": best, "its_quality": real[best]["quality_at_half_cost"],
+                "its_cost": real[best]["quality_at_half_cost_cost"],
+                "aiq": {k: v["aiq"] for k, v in routers.items()}}
+    best = max(routers, key=lambda k: routers[k]["top1_accuracy"])
+    return {"best_router": best, "top1_accuracy": routers[best]["top1_accuracy"],
+            "set_accuracy": routers[best]["set_accuracy"], "n_test": results.get("n_test")}

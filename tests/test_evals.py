@@ -1,0 +1,129 @@
+"""Eval suites run for real (small versions of each shipped suite) and bad input fails cleanly."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crossroads import ConfigError, UnknownNameError
+from crossroads.evals import SUITES_DIR
+from crossroads.evals.suite import run_suite
+from crossroads.tracing import EvalStore, TraceStore
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # embeds real data with the local model
+
+
+def test_every_shipped_suite_runs_small(tmp_path):
+    names = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+    assert {"llmrouter-9models", "routellm-2models", "clinc150", "banking77"} <= set(names)
+    for name in ["llmrouter-9models", "routellm-2models"]:
+        res = run_suite(SUITES_DIR / f"{name}.yaml", limit=300)
+        r = res.results["routers"]
+        assert r["oracle"]["best_quality"] >= r["best_single"]["best_quality"]
+        for m in r.values():
+            assert 0 <= m["best_quality"] <= 1 and m["points"]
+        if name == "routellm-2models":
+            assert -1 <= r["mf"]["apgr"] <= 1.5 and "strong_share_for_50pct_pgr" in r["mf"]
+    for name in ["clinc150", "banking77"]:
+        res = run_suite(SUITES_DIR / f"{name}.yaml", limit=800)
+        r = res.results["routers"]
+        assert r["random"]["top1_accuracy"] < 0.2 < r["centroid"]["top1_accuracy"]
+        assert res.data_hashes and res.code_version.startswith("0.1.0")
+
+
+def write_suite(tmp_path, data_line, router="knn", extra=""):
+    data = tmp_path / "d.jsonl"
+    data.write_text(data_line)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: mine\nkind: query_routing\ndata: {{dataset: d.jsonl, format: outcomes{extra}}}\n"
+                     f"routers: [{{name: r, type: {router}}}]\n")
+    return suite
+
+
+ROW = {"prompt": "what is 2+2", "scores": {"a": 1, "b": 0}, "price_per_1m_tokens": {"a": {"input": 1, "output": 1}, "b": {"input": 2, "output": 2}}}
+
+
+def test_bad_input_errors_name_file_line_field(tmp_path):
+    bad = json.dumps(ROW) + "\n" + json.dumps({**ROW, "prompt": ""}) + "\n"
+    with pytest.raises(ConfigError, match=r"d.jsonl:2: missing or empty field 'prompt'"):
+        run_suite(write_suite(tmp_path, bad))
+    with pytest.raises(ConfigError, match="no rows"):
+        run_suite(write_suite(tmp_path, ""))
+    with pytest.raises(UnknownNameError, match="unknown query router 'knnn'.*did you mean 'knn'"):
+        run_suite(write_suite(tmp_path, json.dumps(ROW) + "\n", router="knnn"))
+    with pytest.raises(ConfigError, match="model 'gpt-9' is not in d.jsonl"):
+        run_suite(write_suite(tmp_path, json.dumps(ROW) + "\n", extra=", strong: gpt-9, weak: a"))
+    s = tmp_path / "broken.yaml"
+    s.write_text("name: x\nkind: query_routing\nrouters: []\n")
+    with pytest.raises(ConfigError, match="data: Field required"):
+        run_suite(s)
+
+
+def cli(*args, db):
+    env = {**os.environ, "CROSSROADS_DB": str(db), "COLUMNS": "200",
+           "CROSSROADS_EMBEDDING_CACHE": str(Path(db).parent / "emb-cache.db")}
+    return subprocess.run([sys.executable, "-m", "crossroads.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def test_cli_eval_run_list_show_compare_and_nothing_half_written(tmp_path):
+    db = tmp_path / "e.db"
+    runs = []
+    for seed_out in ("a", "b"):
+        p = cli("eval", "run", "llmrouter-9models", "--limit", "300", "--out", str(tmp_path / seed_out), "--json", db=db)
+        assert p.returncode == 0, p.stderr
+        runs.append(json.loads(p.stdout)["id"])
+        assert (tmp_path / seed_out / "report.md").exists() and (tmp_path / seed_out / "cost_quality.png").exists()
+    listed = json.loads(cli("eval", "list", "--json", db=db).stdout)
+    assert [r["id"] for r in listed] == runs[::-1]
+    shown = json.loads(cli("eval", "show", runs[0][:10], "--json", db=db).stdout)
+    assert shown["results"]["mf"]["points"] and shown["config"]["data"]["limit"] == 300
+    cmp = json.loads(cli("eval", "compare", runs[0], runs[1], "--json", db=db).stdout)
+    assert {r["router"] for r in cmp["rows"]} >= {"knn", "mf"}
+    # same suite, same seed: every metric but wall-clock latency is reproduced exactly
+    assert all(r["delta"] in (0, 0.0, None) for r in cmp["rows"] if r["metric"] != "latency_p50_ms")
+    # a failing suite writes nothing
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nkind: query_routing\ndata: {dataset: 'builtin:llmrouter-9models'}\nrouters: [{name: x, type: nope}]\n")
+    p = cli("eval", "run", str(bad), db=db)
+    assert p.returncode == 1 and "unknown query router 'nope'" in p.stderr
+    assert len(EvalStore(TraceStore(db)).list()) == 2
+
+
+def test_cli_train_then_load(tmp_path):
+    import csv
+    import gzip
+
+    from crossroads import create_router
+    from crossroads.agents.backends.replay import RecordedOutcomes
+    from crossroads.data import DATA_DIR
+
+    db = tmp_path / "t.db"
+    data = tmp_path / "few.jsonl"
+    two = RecordedOutcomes.builtin("routellm-2models")
+    with data.open("w") as fh:
+        for r in two.rows[:60]:
+            fh.write(json.dumps({"prompt": r.prompt, "correct": {m: bool(v) for m, v in r.scores.items()}}) + "\n")
+    out = tmp_path / "mf.npz"
+    p = cli("train", "mf", "--data", str(data), "--prices", str(DATA_DIR / "routing" / "routellm_2models_prices.json"),
+            "--out", str(out), "-p", "epochs=3", db=db)
+    assert p.returncode == 0, p.stderr
+    r = create_router("trained", {"path": str(out), "willingness": 0.0})
+    assert set(r.targets) == set(two.models) and r.predictor.kind == "mf"
+    with gzip.open(DATA_DIR / "intent" / "banking77_train.csv.gz", "rt") as fh:
+        rows = list(csv.DictReader(fh))
+    small = tmp_path / "b.csv"
+    with small.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["text", "category"])
+        w.writeheader()
+        for cat in ("card_arrival", "lost_or_stolen_card", "top_up_failed"):
+            for row in [r for r in rows if r["category"] == cat][:50]:
+                w.writerow(row)
+    p = cli("train", "classifier", "--data", str(small), "--out", str(tmp_path / "c.npz"), "-p", "epochs=5", db=db)
+    assert p.returncode == 0, p.stderr
+    assert "3 classes" in p.stdout
+    clf = create_router("classifier", {"path": str(tmp_path / "c.npz")})
+    assert clf.classifier.classes == ["card_arrival", "lost_or_stolen_card", "top_up_failed"]
