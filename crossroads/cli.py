@@ -293,6 +293,10 @@ def _print_eval_table(run: dict[str, Any]) -> None:
             table.add_row(name, f"{m['best_quality']:.3f}", f"{m['best_quality_cost']:.2f}",
                           _num(m.get("quality_at_half_cost")), _num(m.get("aiq")), _num(m.get("cost_to_95pct_best_single"), 2),
                           _num(m.get("latency_p50_ms"), 1))
+    elif run["kind"] == "step_routing":
+        table = Table("router", "case %", "exact %", "trajectory %", "savings %", "combined %", title=run["suite"])
+        for name, m in routers.items():
+            table.add_row(name, *(_num(m[k], 1) for k in ("case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined")))
     else:
         table = Table("router", "top-1", "in-scope top-1", "set acc", "set size", "OOS P", "OOS R", "p50 ms", title=run["suite"])
         for name, m in routers.items():
@@ -371,8 +375,9 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
     store = EvalStore(TraceStore(db))
     a, b = store.get(run_a), store.get(run_b)
-    keys = (["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"]
-            if a["kind"] == "query_routing" else ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
+    keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"],
+            "step_routing": ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"]}.get(
+        a["kind"], ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
     rows = []
     for router in sorted(set(a["results"]) | set(b["results"])):
         ma, mb = a["results"].get(router, {}), b["results"].get(router, {})

@@ -107,6 +107,34 @@ def _selection_section(run: dict[str, Any], out: Path) -> list[str]:
     return lines
 
 
+def _step_section(run: dict[str, Any], out: Path) -> list[str]:
+    res = run["results"]
+    routers = res["routers"]
+    lines = [f"{res.get('n_rows')} steps in {res.get('trajectories')} trajectories (TwinRouterBench static-track scoring).", "",
+             "| router | case pass % | exact match % | trajectory pass % | cost savings % | combined % | errored | decision p50 / p99 ms |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, m in routers.items():
+        lines.append(f"| {name} | {_f(m['case_pass'], 1)} | {_f(m['exact_match'], 1)} | {_f(m['trajectory_pass'], 1)} | "
+                     f"{_f(m['cost_savings'], 1)} | {_f(m['combined'], 1)} | {m.get('errored', 0)} | "
+                     f"{_f(m.get('latency_p50_ms'), 2)} / {_f(m.get('latency_p99_ms'), 2)} |")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    names = list(routers)
+    keys = ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"]
+    w = 0.8 / len(keys)
+    for j, k in enumerate(keys):
+        ax.bar([i + (j - 2) * w for i in range(len(names))], [routers[n][k] for n in names], width=w, label=k)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_ylabel("%")
+    ax.set_title(f"{run['suite']}: step-level routing")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out / "step_scores.png", dpi=120)
+    plt.close(fig)
+    return lines + ["", "![step-level scores](step_scores.png)"]
+
+
 def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``report.md`` (and its PNGs) for a stored eval run; returns the Markdown path."""
     out = Path(out_dir)
@@ -116,6 +144,8 @@ def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
              "Data: " + ", ".join(f"`{k}` sha256 {v[:16]}…" for k, v in run["data_hashes"].items()), ""]
     if run["kind"] == "query_routing":
         lines += _query_section(run, out)
+    elif run["kind"] == "step_routing":
+        lines += _step_section(run, out)
     else:
         lines += _selection_section(run, out)
     path = out / "report.md"

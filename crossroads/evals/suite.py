@@ -41,6 +41,7 @@ BUILTIN_DATA: dict[str, tuple[str, Path, Path | None]] = {
                          DATA_DIR / "routing" / "routellm_2models_prices.json"),
     "clinc150": ("clinc150", DATA_DIR / "intent" / "clinc150_trainval.jsonl.gz", None),
     "banking77": ("banking77", DATA_DIR / "intent" / "banking77_train.csv.gz", None),
+    "twinrouterbench-fixtures": ("fixtures", DATA_DIR / "twinrouterbench", None),
 }
 """``builtin:NAME`` datasets shipped with crossroads: (format, rows, prices)."""
 
@@ -53,7 +54,8 @@ class DataSpec(_Strict):
     """Where the rows come from and how they are split."""
 
     dataset: str = Field(description="builtin:NAME or a path (relative to the suite file)")
-    format: Literal["outcomes", "clinc150", "banking77"] | None = Field(None, description="inferred for builtins")
+    format: Literal["outcomes", "clinc150", "banking77", "bank", "fixtures"] | None = Field(
+        None, description="inferred for builtins; bank = a TwinRouterBench question bank JSONL, fixtures = a folder of fixture tasks")
     prices: str | None = Field(None, description="outcomes: JSON prices for files without per-row prices")
     test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
@@ -82,7 +84,7 @@ class SuiteSpec(_Strict):
     """A whole suite file."""
 
     name: str
-    kind: Literal["query_routing", "agent_selection"]
+    kind: Literal["query_routing", "agent_selection", "step_routing"]
     description: str = ""
     data: DataSpec
     routers: list[RouterEntry] = Field(min_length=1)
@@ -174,10 +176,11 @@ def run_suite(
     if limit is not None:
         spec = spec.model_copy(update={"data": spec.data.model_copy(update={"limit": limit})})
     fmt, rows_path, prices_path = _resolve(spec.data, base)
-    hashes = {str(rows_path.name): file_sha256(rows_path)}
+    files = sorted(rows_path.glob("*.json")) if rows_path.is_dir() else [rows_path]
+    hashes = {f.name: file_sha256(f) for f in files}
     if prices_path is not None:
         hashes[prices_path.name] = file_sha256(prices_path)
-    if embedder is None:
+    if embedder is None and spec.kind != "step_routing":
         from ..agents.embeddings import default_embedder
 
         embedder = default_embedder()
@@ -216,6 +219,24 @@ def run_suite(
                                          strong_weak=sw, **kw)
             results["routers"].update(one.pop("routers"))
             results.update(one)
+    elif spec.kind == "step_routing":
+        from .metrics import percentile
+        from .step_routing import fixtures_to_bank, load_bank, predict_tiers, score_bank
+
+        if fmt == "fixtures":
+            bank = fixtures_to_bank(files)
+        elif fmt == "bank":
+            bank = load_bank(rows_path)
+        else:
+            raise ConfigError(f"suite {spec.name!r}: step_routing needs a question bank or fixtures, not {fmt}")
+        results = {"routers": {}, "n_rows": len(bank), "trajectories": len({r.instance_id for r in bank})}
+        for label, kind, params in routers:
+            progress(label)
+            preds, lat = predict_tiers(bank, kind, params, seed=spec.data.seed)
+            m = score_bank(bank, preds)
+            m.update({"latency_p50_ms": percentile(lat, 50), "latency_p99_ms": percentile(lat, 99),
+                      "errored": sum(1 for v in preds.values() if v is None)})
+            results["routers"][label] = m
     else:
         from .agent_selection import AGENT_ROUTERS, IntentData, evaluate_agent_routers, load_banking77, load_clinc150
 
@@ -263,6 +284,10 @@ def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
                 "best_router_at_half_cost": best, "its_quality": real[best]["quality_at_half_cost"],
                 "its_cost": real[best]["quality_at_half_cost_cost"],
                 "aiq": {k: v["aiq"] for k, v in routers.items()}}
+    if kind == "step_routing":
+        real = {k: v for k, v in routers.items() if k != "gold"}
+        best = max(real, key=lambda k: np.nan_to_num(real[k]["combined"], nan=-1e9))
+        return {"best_router": best, "combined": real[best]["combined"], "n_rows": results.get("n_rows")}
     best = max(routers, key=lambda k: routers[k]["top1_accuracy"])
     return {"best_router": best, "top1_accuracy": routers[best]["top1_accuracy"],
             "set_accuracy": routers[best]["set_accuracy"], "n_test": results.get("n_test")}
