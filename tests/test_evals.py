@@ -35,6 +35,16 @@ def test_every_shipped_suite_runs_small(tmp_path):
         assert res.data_hashes and res.code_version.startswith("0.1.0")
 
 
+def test_tool_graph_and_step_suites_run_small():
+    res = run_suite(SUITES_DIR / "self-healing.yaml", limit=6)
+    sh = res.results["routers"]["self_healing"]
+    assert sh["correct"] == sh["n"] == 6 and sh["silent_failures"] == 0
+    assert res.results["generated"]["routers"]["self_healing"]["correct"] == 60
+    assert res.results["routers"]["react"]["llm_calls"] > sh["llm_calls"]
+    trb = run_suite(SUITES_DIR / "twinrouterbench-static.yaml")
+    assert trb.results["routers"]["gold"]["combined"] > trb.results["routers"]["always_low"]["combined"]
+
+
 def write_suite(tmp_path, data_line, router="knn", extra=""):
     data = tmp_path / "d.jsonl"
     data.write_text(data_line)

@@ -135,6 +135,28 @@ def _step_section(run: dict[str, Any], out: Path) -> list[str]:
     return lines + ["", "![step-level scores](step_scores.png)"]
 
 
+def _tool_graph_section(run: dict[str, Any], out: Path) -> list[str]:
+    res = run["results"]
+    lines = [f"{res['n']} scenarios, {res['feasible']} with a feasible path.", "",
+             "| controller | correct | control-plane LLM calls | LLM calls where a path existed | reroutes | reroutes as published | optimal paths | silent failures | escalations | recompute p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in res["routers"].items():
+        lines.append(f"| {name} | {m['correct']}/{m['n']} | {m['llm_calls']} | {m['llm_calls_on_feasible']} | {m['reroutes']} | "
+                     f"{m['reroutes_as_expected']}/{m['n']} | {m['optimal_paths']}/{res['feasible']} | {m['silent_failures']} | "
+                     f"{m['escalations']} | {_f(m.get('recompute_p99_ms'), 3)} |")
+    wrong = {k: [s['id'] for s in m["scenarios"] if not s["correct"]] for k, m in res["routers"].items()}
+    lines += ["", "Wrong outcomes: " + "; ".join(f"{k}: {', '.join(v) or 'none'}" for k, v in wrong.items())]
+    gen = res.get("generated")
+    if gen:
+        lines += ["", f"Generated compound-failure scenarios: {gen['n']} ({gen['feasible']} feasible; ground truth by networkx).", "",
+                  "| controller | correct | LLM calls | LLM calls where a path existed | silent failures | optimal paths | recompute p99 ms |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, m in gen["routers"].items():
+            lines.append(f"| {name} | {m['correct']}/{m['n']} | {m['llm_calls']} | {m['llm_calls_on_feasible']} | {m['silent_failures']} | "
+                         f"{m['optimal_paths']}/{gen['feasible']} | {_f(m.get('recompute_p99_ms'), 3)} |")
+    return lines
+
+
 def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``report.md`` (and its PNGs) for a stored eval run; returns the Markdown path."""
     out = Path(out_dir)
@@ -146,6 +168,8 @@ def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
         lines += _query_section(run, out)
     elif run["kind"] == "step_routing":
         lines += _step_section(run, out)
+    elif run["kind"] == "tool_graph":
+        lines += _tool_graph_section(run, out)
     else:
         lines += _selection_section(run, out)
     path = out / "report.md"

@@ -42,6 +42,7 @@ BUILTIN_DATA: dict[str, tuple[str, Path, Path | None]] = {
     "clinc150": ("clinc150", DATA_DIR / "intent" / "clinc150_trainval.jsonl.gz", None),
     "banking77": ("banking77", DATA_DIR / "intent" / "banking77_train.csv.gz", None),
     "twinrouterbench-fixtures": ("fixtures", DATA_DIR / "twinrouterbench", None),
+    "self-healing-19": ("scenarios", DATA_DIR / "tools" / "self_healing_router_scenarios_19.json", None),
 }
 """``builtin:NAME`` datasets shipped with crossroads: (format, rows, prices)."""
 
@@ -54,7 +55,7 @@ class DataSpec(_Strict):
     """Where the rows come from and how they are split."""
 
     dataset: str = Field(description="builtin:NAME or a path (relative to the suite file)")
-    format: Literal["outcomes", "clinc150", "banking77", "bank", "fixtures"] | None = Field(
+    format: Literal["outcomes", "clinc150", "banking77", "bank", "fixtures", "scenarios"] | None = Field(
         None, description="inferred for builtins; bank = a TwinRouterBench question bank JSONL, fixtures = a folder of fixture tasks")
     prices: str | None = Field(None, description="outcomes: JSON prices for files without per-row prices")
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -62,6 +63,7 @@ class DataSpec(_Strict):
     limit: int | None = Field(None, ge=10, description="use at most this many rows (small CI versions)")
     strong: str | None = Field(None, description="two-model data: the strong model (for APGR)")
     weak: str | None = Field(None, description="two-model data: the weak model (for APGR)")
+    generated: int = Field(0, ge=0, description="tool_graph: also run this many generated compound-failure scenarios")
 
 
 class RouterEntry(_Strict):
@@ -84,7 +86,7 @@ class SuiteSpec(_Strict):
     """A whole suite file."""
 
     name: str
-    kind: Literal["query_routing", "agent_selection", "step_routing"]
+    kind: Literal["query_routing", "agent_selection", "step_routing", "tool_graph"]
     description: str = ""
     data: DataSpec
     routers: list[RouterEntry] = Field(min_length=1)
@@ -180,7 +182,7 @@ def run_suite(
     hashes = {f.name: file_sha256(f) for f in files}
     if prices_path is not None:
         hashes[prices_path.name] = file_sha256(prices_path)
-    if embedder is None and spec.kind != "step_routing":
+    if embedder is None and spec.kind in ("query_routing", "agent_selection"):
         from ..agents.embeddings import default_embedder
 
         embedder = default_embedder()
@@ -219,6 +221,37 @@ def run_suite(
                                          strong_weak=sw, **kw)
             results["routers"].update(one.pop("routers"))
             results.update(one)
+    elif spec.kind == "tool_graph":
+        from .tool_graph import default_escalation, generate_scenarios, load_scenarios, react_controller, run_scenarios
+        from .tool_graph import self_healing as self_healing_controller
+        from .tool_graph import static_workflow
+
+        if fmt != "scenarios":
+            raise ConfigError(f"suite {spec.name!r}: tool_graph needs a scenarios file, not {fmt}")
+        scenarios = load_scenarios(rows_path)
+        if spec.data.limit is not None:
+            scenarios = scenarios[: spec.data.limit]
+        escalation = default_escalation()
+        controllers: dict[str, Any] = {}
+        for label, kind, params in routers:
+            if kind == "self_healing":
+                controllers[label] = self_healing_controller
+            elif kind == "static":
+                controllers[label] = static_workflow
+            elif kind == "react":
+                controllers[label] = react_controller(_react_model(params))
+            else:
+                raise UnknownNameError("tool-graph controller", kind, ["self_healing", "react", "static"])
+        for label in controllers:
+            progress(label)
+        results = run_scenarios(scenarios, controllers, escalation=escalation)
+        if spec.data.generated:
+            n = spec.data.generated if spec.data.limit is None else min(spec.data.generated, spec.data.limit * 10)
+            gen = run_scenarios(generate_scenarios(n, seed=spec.data.seed), {k: v for k, v in controllers.items()
+                                                                           if k in [r[0] for r in routers if r[1] != "react"]},
+                                escalation=escalation)
+            results["generated"] = {"n": gen["n"], "feasible": gen["feasible"],
+                                    "routers": {k: {x: y for x, y in m.items() if x != "scenarios"} for k, m in gen["routers"].items()}}
     elif spec.kind == "step_routing":
         from .metrics import percentile
         from .step_routing import fixtures_to_bank, load_bank, predict_tiers, score_bank
@@ -275,6 +308,18 @@ def run_suite(
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))
 
 
+def _react_model(params: dict[str, Any]) -> Any:
+    """The ReAct baseline's LLM: the local SmolLM2 by default (constrained to valid tools)."""
+    if params.get("model", "local") == "local":
+        try:
+            from ..agents.backends.llama_cpp_model import LlamaCppModel
+
+            return LlamaCppModel(max_tokens=16)
+        except ConfigError as exc:
+            raise ConfigError(f"the react baseline needs a local model: {exc}") from exc
+    raise ConfigError(f"react baseline: unknown model {params.get('model')!r}; supported: local")
+
+
 def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
     routers = results["routers"]
     if kind == "query_routing":
@@ -284,6 +329,9 @@ def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
                 "best_router_at_half_cost": best, "its_quality": real[best]["quality_at_half_cost"],
                 "its_cost": real[best]["quality_at_half_cost_cost"],
                 "aiq": {k: v["aiq"] for k, v in routers.items()}}
+    if kind == "tool_graph":
+        return {k: {"correct": f"{v['correct']}/{v['n']}", "llm_calls": v["llm_calls"], "silent_failures": v["silent_failures"]}
+                for k, v in routers.items()}
     if kind == "step_routing":
         real = {k: v for k, v in routers.items() if k != "gold"}
         best = max(real, key=lambda k: np.nan_to_num(real[k]["combined"], nan=-1e9))

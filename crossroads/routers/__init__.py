@@ -5,6 +5,7 @@ from .registry import available_routers, create_router, get_router_class, regist
 from .human import HumanRouter
 from .learned import ClassifierRouter, LearnedRouter, TrainedRouter
 from .rules import RulesRouter
+from .self_healing import SelfHealingRouter
 from .semantic import SemanticRouter
 from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
 
@@ -18,6 +19,7 @@ __all__ = [
     "RandomRouter",
     "Router",
     "RulesRouter",
+    "SelfHealingRouter",
     "SemanticRouter",
     "TrainedRouter",
     "available_routers",
