@@ -36,6 +36,9 @@ PARAMS = {
     "rules": {"rules": [{"when": {"keyword": "refund"}, "route": "mid"}], "default": "cheap"},
     "semantic": {"routes": {"mid": ["I want my money back", "refund my purchase"], "big": ["explain quantum physics"]}},
     "trained": "trained.npz",
+    "self_healing": {"graph": {"nodes": ["S", "cheap", "mid", "big", "G"], "start": "S", "goal": "G",
+                               "edges": [{"source": "S", "target": t, "cost": c} for t, c in (("cheap", 0.1), ("mid", 0.2), ("big", 0.3))]
+                               + [{"source": t, "target": "G", "cost": 0.1} for t in ("cheap", "mid", "big")]}},
     "classifier": "classifier.npz",
 }
 NON_INTERACTIVE = [n for n in PARAMS]
