@@ -293,6 +293,10 @@ def _print_eval_table(run: dict[str, Any]) -> None:
             table.add_row(name, f"{m['best_quality']:.3f}", f"{m['best_quality_cost']:.2f}",
                           _num(m.get("quality_at_half_cost")), _num(m.get("aiq")), _num(m.get("cost_to_95pct_best_single"), 2),
                           _num(m.get("latency_p50_ms"), 1))
+    elif run["kind"] == "online_routing":
+        table = Table("router", "stream quality", "stream cost", "first window", "last window", title=run["suite"])
+        for name, m in routers.items():
+            table.add_row(name, _num(m["quality"]), _num(m["cost"]), _num(m["first_window_quality"]), _num(m["last_window_quality"]))
     elif run["kind"] == "tool_graph":
         table = Table("controller", "correct", "LLM calls", "reroutes", "silent failures", "escalations", title=run["suite"])
         for name, m in routers.items():
@@ -382,7 +386,8 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
     a, b = store.get(run_a), store.get(run_b)
     keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"],
             "step_routing": ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"],
-            "tool_graph": ["correct", "llm_calls", "reroutes", "silent_failures"]}.get(
+            "tool_graph": ["correct", "llm_calls", "reroutes", "silent_failures"],
+            "online_routing": ["quality", "cost", "last_window_quality"]}.get(
         a["kind"], ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
     rows = []
     for router in sorted(set(a["results"]) | set(b["results"])):

@@ -45,6 +45,15 @@ def test_tool_graph_and_step_suites_run_small():
     assert trb.results["routers"]["gold"]["combined"] > trb.results["routers"]["always_low"]["combined"]
 
 
+def test_online_suite_runs_small():
+    res = run_suite(SUITES_DIR / "pheromone-online.yaml", limit=400)
+    r = res.results["routers"]
+    assert set(r) == {"pheromone", "pheromone_exploit", "random", "best_single", "bandit", "knn"}
+    assert r["pheromone"]["updates"] == res.results["n"] and r["best_single"]["cost"] == pytest.approx(1.0)
+    lat = res.results["latency_learning_on_off"]
+    assert lat["p50_ms_on"] > 0 and lat["p50_ms_off"] > 0
+
+
 def write_suite(tmp_path, data_line, router="knn", extra=""):
     data = tmp_path / "d.jsonl"
     data.write_text(data_line)

@@ -156,8 +156,9 @@ def _cascade(train: QueryData, test: QueryData, ref: float, params: Mapping[str,
 
 
 def _bandit(train: QueryData, test: QueryData, ref: float, params: Mapping[str, Any], lambdas: Sequence[float]) -> RouterOutcome:
-    """LinUCB over PCA-reduced embeddings: learns online from reward = score - lambda * cost / max cost,
-    first over the training stream, then (still learning) over the test stream, which is what is scored."""
+    """LinUCB over PCA-reduced embeddings (projection fitted on train): learns online from reward = score -
+    lambda * cost / max cost, first over the training stream (unless ``warmup: false``), then (still
+    learning) over the test stream, which is what is scored."""
     dim = int(params.get("dim", 32))
     alpha = float(params.get("alpha", 0.5))
     mean = train.X.mean(axis=0)
@@ -176,7 +177,8 @@ def _bandit(train: QueryData, test: QueryData, ref: float, params: Mapping[str, 
         Ainv = np.stack([np.eye(dim + 1) for _ in range(m)])
         b = np.zeros((m, dim + 1))
         picks = np.empty(len(test), dtype=int)
-        for phase, (F, data) in enumerate(((Ftr, train), (Fte, test))):
+        phases = ((Ftr, train, False), (Fte, test, True)) if params.get("warmup", True) else ((Fte, test, True),)
+        for F, data, scored in phases:
             cmax = np.maximum(data.C.max(axis=1), 1e-12)
             for i in range(len(F)):
                 x = F[i]
@@ -187,7 +189,7 @@ def _bandit(train: QueryData, test: QueryData, ref: float, params: Mapping[str, 
                 Ax = Ainv[a] @ x
                 Ainv[a] -= np.outer(Ax, Ax) / (1.0 + x @ Ax)
                 b[a] += r * x
-                if phase == 1:
+                if scored:
                     picks[i] = a
         out.picks[float(lam)] = picks
         out.points.append(_point(test, picks, ref, float(lam)))

@@ -157,6 +157,38 @@ def _tool_graph_section(run: dict[str, Any], out: Path) -> list[str]:
     return lines
 
 
+def _online_section(run: dict[str, Any], out: Path) -> list[str]:
+    res = run["results"]
+    routers = res["routers"]
+    lines = [f"A stream of {res['n']} interleaved prompts; every decision is followed by the replayed outcome. "
+             f"Best single model {res['best_single_model']} (quality {_f(res['best_single_quality'])}); costs relative to it. "
+             f"Windows of {res['window']} decisions.", "",
+             "| router | stream quality | stream cost | first-window quality | last-window quality | last-window cost |",
+             "|---|---|---|---|---|---|"]
+    for name, m in routers.items():
+        lines.append(f"| {name} | {_f(m['quality'])} | {_f(m['cost'])} | {_f(m['first_window_quality'])} | "
+                     f"{_f(m['last_window_quality'])} | {_f(m['last_window_cost'])} |")
+    lat = res.get("latency_learning_on_off")
+    if lat:
+        lines += ["", f"Pheromone decision latency under concurrent requests: learning off p50 {_f(lat['p50_ms_off'])} ms / "
+                      f"p99 {_f(lat['p99_ms_off'])} ms; learning on p50 {_f(lat['p50_ms_on'])} ms / p99 {_f(lat['p99_ms_on'])} ms."]
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name, m in routers.items():
+        a1.plot(m["curve_quality"], label=name)
+        a2.plot(m["curve_cost"], label=name)
+    a1.set_title("windowed quality over the stream")
+    a2.set_title("windowed cost (relative to best single)")
+    for a in (a1, a2):
+        a.set_xlabel("stream position (sampled)")
+        a.grid(alpha=0.3)
+    a1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png", dpi=120)
+    plt.close(fig)
+    return lines + ["", "![learning curves](learning_curves.png)"]
+
+
 def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``report.md`` (and its PNGs) for a stored eval run; returns the Markdown path."""
     out = Path(out_dir)
@@ -170,6 +202,8 @@ def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
         lines += _step_section(run, out)
     elif run["kind"] == "tool_graph":
         lines += _tool_graph_section(run, out)
+    elif run["kind"] == "online_routing":
+        lines += _online_section(run, out)
     else:
         lines += _selection_section(run, out)
     path = out / "report.md"

@@ -86,7 +86,7 @@ class SuiteSpec(_Strict):
     """A whole suite file."""
 
     name: str
-    kind: Literal["query_routing", "agent_selection", "step_routing", "tool_graph"]
+    kind: Literal["query_routing", "agent_selection", "step_routing", "tool_graph", "online_routing"]
     description: str = ""
     data: DataSpec
     routers: list[RouterEntry] = Field(min_length=1)
@@ -182,7 +182,7 @@ def run_suite(
     hashes = {f.name: file_sha256(f) for f in files}
     if prices_path is not None:
         hashes[prices_path.name] = file_sha256(prices_path)
-    if embedder is None and spec.kind in ("query_routing", "agent_selection"):
+    if embedder is None and spec.kind in ("query_routing", "agent_selection", "online_routing"):
         from ..agents.embeddings import default_embedder
 
         embedder = default_embedder()
@@ -221,6 +221,25 @@ def run_suite(
                                          strong_weak=sw, **kw)
             results["routers"].update(one.pop("routers"))
             results.update(one)
+    elif spec.kind == "online_routing":
+        from ..agents.backends.replay import RecordedOutcomes
+        from .online import ONLINE_ROUTERS, evaluate_online, latency_learning_on_off
+        from .query_routing import prepare_query_data
+
+        for _, kind, _ in routers:
+            if kind not in ONLINE_ROUTERS:
+                raise UnknownNameError("online router", kind, ONLINE_ROUTERS)
+        data = prepare_query_data(RecordedOutcomes.load(rows_path, prices=prices_path), embedder,
+                                  limit=spec.data.limit, seed=spec.data.seed)
+        tr, te = _split(len(data), spec.data.test_fraction, spec.data.seed)
+        train, stream = data.subset(tr), data.subset(te)
+        for label, _, _ in routers:
+            progress(label)
+        results = evaluate_online(train, stream, routers, embedder, window=max(10, min(200, len(stream) // 5)),
+                                  seed=spec.data.seed)
+        if spec.settings.latency_samples:
+            results["latency_learning_on_off"] = latency_learning_on_off(
+                train, stream, embedder, requests=max(100, spec.settings.latency_samples))
     elif spec.kind == "tool_graph":
         from .tool_graph import default_escalation, generate_scenarios, load_scenarios, react_controller, run_scenarios
         from .tool_graph import self_healing as self_healing_controller
@@ -329,6 +348,9 @@ def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
                 "best_router_at_half_cost": best, "its_quality": real[best]["quality_at_half_cost"],
                 "its_cost": real[best]["quality_at_half_cost_cost"],
                 "aiq": {k: v["aiq"] for k, v in routers.items()}}
+    if kind == "online_routing":
+        return {k: {"quality": v["quality"], "cost": v["cost"], "last_window_quality": v["last_window_quality"]}
+                for k, v in routers.items()}
     if kind == "tool_graph":
         return {k: {"correct": f"{v['correct']}/{v['n']}", "llm_calls": v["llm_calls"], "silent_failures": v["silent_failures"]}
                 for k, v in routers.items()}

@@ -3,6 +3,7 @@
 from .base import Router
 from .registry import available_routers, create_router, get_router_class, register_router
 from .human import HumanRouter
+from .pheromone import PheromoneRouter
 from .learned import ClassifierRouter, LearnedRouter, TrainedRouter
 from .rules import RulesRouter
 from .self_healing import SelfHealingRouter
@@ -16,6 +17,7 @@ __all__ = [
     "HumanRouter",
     "LearnedRouter",
     "MostCapableRouter",
+    "PheromoneRouter",
     "RandomRouter",
     "Router",
     "RulesRouter",
