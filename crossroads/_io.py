@@ -5,9 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["file_sha256", "open_text"]
+__all__ = ["file_sha256", "open_text", "read_yaml"]
 
 
 def open_text(path: Path) -> IO[str]:
@@ -24,3 +24,20 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """Parse a YAML file; a missing file or malformed YAML is a ConfigError naming file:line:column."""
+    import yaml
+
+    from .errors import ConfigError
+
+    if not path.exists():
+        raise ConfigError(f"{what} file {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from exc

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .._io import file_sha256
+from .._io import file_sha256, read_yaml
 from .._version import __version__
 from ..data import DATA_DIR
 from ..errors import ConfigError, UnknownNameError
@@ -96,14 +95,7 @@ class SuiteSpec(_Strict):
 def load_suite(path: str | Path) -> tuple[SuiteSpec, Path]:
     """Read and validate a suite file; errors name the file and the field."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"suite file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+    raw = read_yaml(path, "suite")
     try:
         return SuiteSpec.model_validate(raw), path.parent
     except ValidationError as exc:

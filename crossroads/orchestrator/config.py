@@ -31,9 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .._io import read_yaml
 from ..agents.targets import Target, agent, llm_agent, model, tool
 from ..errors import ConfigError, CrossroadsError, FlowError, UnknownNameError
 from ..routers.registry import available_routers, create_router
@@ -264,15 +264,7 @@ def _target(name: str, t: TargetSpec, base_dir: Path | None) -> Target:
 def load_flow_yaml(path: str | Path) -> Flow:
     """Load and validate a YAML flow file."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"flow file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: malformed YAML: {problem}") from exc
+    data = read_yaml(path, "flow")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a flow file must be a mapping with 'targets', 'routers' and 'edges'")
     try:

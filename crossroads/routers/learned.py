@@ -106,7 +106,22 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
-class MLPPredictor(QualityPredictor):
+class _WeightsPredictor(QualityPredictor):
+    """A predictor whose state is its list of weight arrays ``W`` and whose params are its constructor's."""
+
+    W: list[np.ndarray]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"W{i}": w for i, w in enumerate(self.W)}
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> QualityPredictor:
+        p = cls(**params)
+        p.W = [arrays[f"W{i}"] for i in range(len(arrays))]
+        return p
+
+
+class MLPPredictor(_WeightsPredictor):
     """One hidden ReLU layer, sigmoid outputs, trained with Adam on binary cross-entropy against the scores."""
 
     kind = "mlp"
@@ -150,21 +165,13 @@ class MLPPredictor(QualityPredictor):
         W1, b1, W2, b2 = self.W
         return _sigmoid(np.maximum(np.asarray(X, np.float32) @ W1 + b1, 0) @ W2 + b2)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {f"W{i}": w for i, w in enumerate(self.W)}
-
     def params(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "epochs": self.epochs, "lr": self.lr, "weight_decay": self.wd,
                 "batch": self.batch, "seed": self.seed}
 
-    @classmethod
-    def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> MLPPredictor:
-        p = cls(**params)
-        p.W = [arrays[f"W{i}"] for i in range(4)]
-        return p
 
 
-class MFPredictor(QualityPredictor):
+class MFPredictor(_WeightsPredictor):
     """RouteLLM-style matrix factorisation: score(q, m) = sigmoid(w . (v_m * (P q)) + b_m), trained with
     Adam on binary cross-entropy against the recorded scores."""
 
@@ -212,18 +219,10 @@ class MFPredictor(QualityPredictor):
         z = np.asarray(X, np.float32) @ P
         return _sigmoid(np.einsum("nd,td,d->nt", z, V, w) + b)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {f"W{i}": a for i, a in enumerate(self.W)}
-
     def params(self) -> dict[str, Any]:
         return {"dim": self.dim, "epochs": self.epochs, "lr": self.lr, "weight_decay": self.wd,
                 "batch": self.batch, "seed": self.seed}
 
-    @classmethod
-    def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> MFPredictor:
-        p = cls(**params)
-        p.W = [arrays[f"W{i}"] for i in range(4)]
-        return p
 
 
 PREDICTORS: dict[str, type[QualityPredictor]] = {"knn": KNNPredictor, "mlp": MLPPredictor, "mf": MFPredictor}
