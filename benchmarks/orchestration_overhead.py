@@ -80,16 +80,6 @@ def crossroads_flow(steps: int, recorder=None):
     return lambda: app.invoke("go"), app
 
 
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1000)
@@ -97,19 +87,25 @@ def main() -> None:
     args = ap.parse_args()
     steps = args.steps - args.steps % 3  # whole loops of a -> b -> c
 
-    base = best_of(raw_langgraph(steps), args.repeats)
-    plain, _ = crossroads_flow(steps)
-    t_plain = best_of(plain, args.repeats)
     with tempfile.TemporaryDirectory() as d:
         rec = SQLRecorder(str(Path(d) / "bench.db"))
-        traced, app = crossroads_flow(steps, rec)
+        traced, _ = crossroads_flow(steps, rec)
 
         def traced_and_flushed():
             traced()
             rec.flush()  # count the trace writes too
 
-        t_traced = best_of(traced_and_flushed, args.repeats)
+        variants = {"base": raw_langgraph(steps), "plain": crossroads_flow(steps)[0], "traced": traced_and_flushed}
+        for fn in variants.values():
+            fn()  # warm-up
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(args.repeats):  # interleaved, so machine drift hits every variant alike
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
         rec.close()
+    base, t_plain, t_traced = (min(times[k]) for k in ("base", "plain", "traced"))
     result = {
         "steps": steps,
         "langgraph_s": round(base, 4),
@@ -120,7 +116,7 @@ def main() -> None:
         "target_untraced": 1.15,
         "target_traced": 1.3,
     }
-    print(f"routed 3-node loop, {steps} steps, best of {args.repeats}")
+    print(f"routed 3-node loop, {steps} steps, best of {args.repeats} interleaved repetitions")
     print(f"  raw LangGraph (baseline) : {base * 1e3:8.1f} ms")
     print(f"  crossroads, no tracing   : {t_plain * 1e3:8.1f} ms  ratio {result['ratio_untraced']:.3f}x (target <= 1.15x)")
     print(f"  crossroads, SQLite trace : {t_traced * 1e3:8.1f} ms  ratio {result['ratio_traced']:.3f}x (target <= 1.3x)")

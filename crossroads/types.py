@@ -8,12 +8,12 @@ and returns a :class:`Decision`; targets receive a :class:`TargetRequest` and re
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from ._ids import new_id
 from .errors import RoutingError
 
 __all__ = [
@@ -179,7 +179,7 @@ class Decision:
     """What the router itself spent to decide (e.g. an LLM router's call)."""
     latency_ms: float = 0.0
     """Set by the orchestrator when the router does not set it."""
-    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    decision_id: str = field(default_factory=new_id)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """Router-specific evidence (pheromone values, matched rule, ...)."""
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .._ids import new_id
 from ..types import CallUsage, Decision
 
 __all__ = ["CallRecord", "DecisionRecord", "EventRecord", "RunEnd", "RunStart", "StepRecord", "TraceRecord"]
@@ -49,7 +49,7 @@ class StepRecord:
     output_summary: str = ""
     cost_usd: float = 0.0
     error: str | None = None
-    step_id: str = field(default_factory=lambda: os.urandom(16).hex())
+    step_id: str = field(default_factory=new_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
