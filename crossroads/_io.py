@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["file_sha256", "open_text", "read_yaml"]
+__all__ = ["file_sha256", "iter_jsonl", "open_text", "read_yaml"]
 
 
 def open_text(path: Path) -> IO[str]:
@@ -41,3 +42,21 @@ def read_yaml(path: Path, what: str) -> Any:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: malformed YAML: {problem}") from exc
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[str, int, Any]]:
+    """Yield ``("file:line", line number, parsed row)`` for each non-blank line of a JSONL(.gz) file;
+    a line that is not JSON is a ConfigError naming file and line."""
+    import json
+
+    from .errors import ConfigError
+
+    with open_text(path) as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                yield where, n, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from exc

@@ -9,7 +9,6 @@ measured through the router protocol on a sample.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -19,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .._io import open_text
+from .._io import iter_jsonl, open_text
 from ..errors import ConfigError, UnknownNameError
 from ..routers.learned import ClassifierRouter, SoftmaxClassifier
 from ..routers.semantic import SemanticRouter
 from ..types import RouteContext, TargetInfo
-from .metrics import bootstrap_ci, percentile, selection_metrics
+from .metrics import bootstrap_ci, decision_latencies_ms, percentile, selection_metrics
 
 __all__ = ["AGENT_ROUTERS", "IntentData", "agent_cards", "evaluate_agent_routers", "load_banking77", "load_clinc150"]
 
@@ -56,21 +55,13 @@ def load_clinc150(path: str | Path) -> tuple[IntentData, IntentData]:
     if not path.exists():
         raise ConfigError(f"dataset file {path} does not exist")
     train, test = IntentData([], [], str(path)), IntentData([], [], str(path))
-    with open_text(path) as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from exc
-            text, agent, split = _require(row, "text", where), _require(row, "agent_id", where), _require(row, "split", where)
-            target = train if split in ("train", "oos_train") else test if split in ("val", "oos_val", "test", "oos_test") else None
-            if target is None:
-                raise ConfigError(f"{where}: unknown split {split!r}; expected train, val, test, oos_train, oos_val or oos_test")
-            target.texts.append(text)
-            target.labels.append(agent)
+    for where, _, row in iter_jsonl(path):
+        text, agent, split = _require(row, "text", where), _require(row, "agent_id", where), _require(row, "split", where)
+        target = train if split in ("train", "oos_train") else test if split in ("val", "oos_val", "test", "oos_test") else None
+        if target is None:
+            raise ConfigError(f"{where}: unknown split {split!r}; expected train, val, test, oos_train, oos_val or oos_test")
+        target.texts.append(text)
+        target.labels.append(agent)
     if not train.texts or not test.texts:
         raise ConfigError(f"{path}: needs both train and val/test rows")
     return train, test
@@ -292,16 +283,7 @@ def _protocol_latency(kind: str, train: IntentData, agents: list[str], cards: Ma
         routes = {a: cards[a]["examples"][: int(params.get("examples", 5))] + [cards[a]["description"]] for a in agents}
     if kind != "classifier":
         router = SemanticRouter(dict(routes), embedder=embedder)
-    cands = tuple(TargetInfo(name=a) for a in agents)
-    router.route(RouteContext(query=queries[0], candidates=cands))  # builds the prototype index
-    cache = getattr(embedder, "cache", None)
-    embedder.cache = None  # time real query embedding, not cache hits
-    lat = []
-    try:
-        for q in queries:
-            t = time.perf_counter()
-            router.route(RouteContext(query=q, candidates=cands))
-            lat.append((time.perf_counter() - t) * 1e3)
-    finally:
-        embedder.cache = cache
+    cands = [TargetInfo(name=a) for a in agents]
+    router.route(RouteContext(query=queries[0], candidates=tuple(cands)))  # builds the prototype index
+    lat = decision_latencies_ms(router, queries, cands, embedder)
     return {"latency_p50_ms": percentile(lat, 50), "latency_p99_ms": percentile(lat, 99)}

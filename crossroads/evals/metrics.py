@@ -22,6 +22,7 @@ __all__ = [
     "apgr",
     "bootstrap_ci",
     "cost_to_reach",
+    "decision_latencies_ms",
     "percentile",
     "selection_metrics",
     "strong_share_for_pgr",
@@ -134,6 +135,27 @@ def cost_to_reach(points: Sequence[CurvePoint], quality: float) -> float:
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100); NaN for no values."""
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+def decision_latencies_ms(router: Any, queries: Sequence[str], candidates: Sequence[Any], embedder: Any) -> list[float]:
+    """Milliseconds per ``router.route`` call, one call per query, with the embedder's cache switched off so
+    that real query embedding is timed, not cache hits."""
+    import time
+
+    from ..types import RouteContext
+
+    cands = tuple(candidates)
+    cache = getattr(embedder, "cache", None)
+    embedder.cache = None
+    out = []
+    try:
+        for q in queries:
+            t = time.perf_counter()
+            router.route(RouteContext(query=q, candidates=cands))
+            out.append((time.perf_counter() - t) * 1e3)
+    finally:
+        embedder.cache = cache
+    return out
 
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, stat: Callable[[np.ndarray], float] = np.mean, *,

@@ -18,8 +18,18 @@ from ..agents.backends.replay import RecordedOutcomes
 from ..agents.tokens import count_tokens
 from ..errors import ConfigError, UnknownNameError
 from ..routers.learned import PREDICTORS, LearnedRouter
-from ..types import RouteContext, TargetInfo
-from .metrics import CurvePoint, aiq, apgr, bootstrap_ci, cost_to_reach, percentile, strong_share_for_pgr, upper_hull
+from ..types import TargetInfo
+from .metrics import (
+    CurvePoint,
+    aiq,
+    apgr,
+    bootstrap_ci,
+    cost_to_reach,
+    decision_latencies_ms,
+    percentile,
+    strong_share_for_pgr,
+    upper_hull,
+)
 
 __all__ = ["QUERY_ROUTERS", "QueryData", "RouterOutcome", "evaluate_query_routers", "prepare_query_data"]
 
@@ -216,18 +226,7 @@ def _latency(outcome: RouterOutcome, test: QueryData, embedder: Any, n: int) -> 
     if router is None:
         return []
     router._embedder = embedder
-    cands = tuple(TargetInfo(name=m) for m in test.models)
-    cache = getattr(embedder, "cache", None)
-    embedder.cache = None  # time real query embedding, not cache hits
-    lat = []
-    try:
-        for p in test.prompts[:n]:
-            t = time.perf_counter()
-            router.route(RouteContext(query=p, candidates=cands))
-            lat.append((time.perf_counter() - t) * 1e3)
-    finally:
-        embedder.cache = cache
-    return lat
+    return decision_latencies_ms(router, test.prompts[:n], [TargetInfo(name=m) for m in test.models], embedder)
 
 
 def evaluate_query_routers(

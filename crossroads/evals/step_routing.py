@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import open_text
+from .._io import iter_jsonl
 from ..agents.tokens import count_tokens
 from ..errors import ConfigError
 
@@ -99,16 +99,7 @@ def load_bank(path: str | Path) -> list[BankRow]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"question bank {path} does not exist")
-    rows = []
-    with open_text(path) as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{n}: not valid JSON: {exc.msg}") from exc
-            rows.append(_row(d, f"{path}:{n}"))
+    rows = [_row(d, where) for where, _, d in iter_jsonl(path)]
     if not rows:
         raise ConfigError(f"{path}: empty question bank")
     return rows

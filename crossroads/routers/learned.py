@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ConfigError, RoutingError
 from ..types import Decision, RouteContext
+from ._embedding import UsesEmbedder
 from .base import Router
 from .registry import register_router
 
@@ -102,6 +103,20 @@ def _adam(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.ndarray]
         p -= lr * (mi / (1 - 0.9 ** t)) / (np.sqrt(vi / (1 - 0.999 ** t)) + 1e-8)
 
 
+def _train_adam(params: list[np.ndarray], n_rows: int, grads: Any, *, epochs: int, batch: int, lr: float,
+                rng: np.random.Generator) -> None:
+    """Minibatch Adam, in place: each epoch shuffles the rows; ``grads(rows)`` returns the gradients of
+    ``params`` (in order) on those rows."""
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(n_rows)
+        for s in range(0, n_rows, batch):
+            step += 1
+            _adam(params, grads(order[s:s + batch]), m, v, step, lr)
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
@@ -140,24 +155,15 @@ class MLPPredictor(_WeightsPredictor):
         W2 = rng.normal(0, np.sqrt(1 / self.hidden), (self.hidden, t)).astype(np.float32)
         b2 = np.log(np.clip(Y.mean(0), 1e-3, 1 - 1e-3) / (1 - np.clip(Y.mean(0), 1e-3, 1 - 1e-3))).astype(np.float32)
         params = [W1, b1, W2, b2]
-        m = [np.zeros_like(p) for p in params]
-        v = [np.zeros_like(p) for p in params]
-        step = 0
-        for _ in range(self.epochs):
-            order = rng.permutation(len(X))
-            for s in range(0, len(X), self.batch):
-                i = order[s:s + self.batch]
-                x, y = X[i], Y[i]
-                h = np.maximum(x @ W1 + b1, 0)
-                p = _sigmoid(h @ W2 + b2)
-                g = (p - y) / len(i)
-                gW2 = h.T @ g + self.wd * W2
-                gb2 = g.sum(0)
-                gh = (g @ W2.T) * (h > 0)
-                gW1 = x.T @ gh + self.wd * W1
-                gb1 = gh.sum(0)
-                step += 1
-                _adam(params, [gW1, gb1, gW2, gb2], m, v, step, self.lr)
+
+        def grads(i: np.ndarray) -> list[np.ndarray]:
+            x, y = X[i], Y[i]
+            h = np.maximum(x @ W1 + b1, 0)
+            g = (_sigmoid(h @ W2 + b2) - y) / len(i)
+            gh = (g @ W2.T) * (h > 0)
+            return [x.T @ gh + self.wd * W1, gh.sum(0), h.T @ g + self.wd * W2, g.sum(0)]
+
+        _train_adam(params, len(X), grads, epochs=self.epochs, batch=self.batch, lr=self.lr, rng=rng)
         self.W = params
         return self
 
@@ -192,25 +198,17 @@ class MFPredictor(_WeightsPredictor):
         mean = np.clip(Y.mean(0), 1e-3, 1 - 1e-3)
         b = np.log(mean / (1 - mean)).astype(np.float32)
         params = [P, V, w, b]
-        m = [np.zeros_like(p) for p in params]
-        v = [np.zeros_like(p) for p in params]
-        step = 0
-        for _ in range(self.epochs):
-            order = rng.permutation(len(X))
-            for s in range(0, len(X), self.batch):
-                i = order[s:s + self.batch]
-                x, y = X[i], Y[i]
-                z = x @ P                                  # (n, dim)
-                inter = z[:, None, :] * V[None, :, :]      # (n, t, dim)
-                p = _sigmoid(inter @ w + b)                # (n, t)
-                g = (p - y) / len(i)                       # (n, t)
-                gw = np.einsum("nt,ntd->d", g, inter) + self.wd * w
-                gb = g.sum(0)
-                gV = np.einsum("nt,nd->td", g, z) * w[None, :] + self.wd * V
-                gz = np.einsum("nt,td->nd", g, V) * w[None, :]
-                gP = x.T @ gz + self.wd * P
-                step += 1
-                _adam(params, [gP, gV, gw, gb], m, v, step, self.lr)
+
+        def grads(i: np.ndarray) -> list[np.ndarray]:
+            x, y = X[i], Y[i]
+            z = x @ P                                  # (n, dim)
+            inter = z[:, None, :] * V[None, :, :]      # (n, t, dim)
+            g = (_sigmoid(inter @ w + b) - y) / len(i)  # (n, t)
+            gz = np.einsum("nt,td->nd", g, V) * w[None, :]
+            return [x.T @ gz + self.wd * P, np.einsum("nt,nd->td", g, z) * w[None, :] + self.wd * V,
+                    np.einsum("nt,ntd->d", g, inter) + self.wd * w, g.sum(0)]
+
+        _train_adam(params, len(X), grads, epochs=self.epochs, batch=self.batch, lr=self.lr, rng=rng)
         self.W = params
         return self
 
@@ -228,7 +226,7 @@ class MFPredictor(_WeightsPredictor):
 PREDICTORS: dict[str, type[QualityPredictor]] = {"knn": KNNPredictor, "mlp": MLPPredictor, "mf": MFPredictor}
 
 
-class LearnedRouter(Router):
+class LearnedRouter(UsesEmbedder, Router):
     """Routes to the candidate with the best ``predicted quality - willingness * cost / max cost``.
 
     Example::
@@ -261,14 +259,6 @@ class LearnedRouter(Router):
 
             raise UnknownNameError("predictor", kind, PREDICTORS) from None
         return cls(pcls(**dict(params or {})).fit(X, Y), targets, costs, **kwargs)
-
-    @property
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from ..agents.embeddings import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
 
     def scores_for(self, predicted: np.ndarray, names: Sequence[str], willingness: float | None = None) -> dict[str, float]:
         """Utility of each named target given one row of predicted qualities."""
@@ -361,31 +351,23 @@ class SoftmaxClassifier:
         W2 = rng.normal(0, np.sqrt(1 / self.hidden), (self.hidden, k)).astype(np.float32)
         b2 = np.zeros(k, np.float32)
         params = [W1, b1, W2, b2]
-        m = [np.zeros_like(p) for p in params]
-        v = [np.zeros_like(p) for p in params]
-        step = 0
-        for _ in range(self.epochs):
-            order = rng.permutation(len(X))
-            for s in range(0, len(X), self.batch):
-                i = order[s:s + self.batch]
-                x = X[i]
-                h = np.maximum(x @ W1 + b1, 0)
-                mask = (rng.random(h.shape) >= self.dropout).astype(np.float32) / (1 - self.dropout)
-                hd = h * mask
-                logits = hd @ W2 + b2
-                logits -= logits.max(axis=1, keepdims=True)
-                p = np.exp(logits)
-                p /= p.sum(axis=1, keepdims=True)
-                target = np.full_like(p, self.smoothing / k)
-                target[np.arange(len(i)), y[i]] += 1 - self.smoothing
-                g = (p - target) / len(i)
-                gW2 = hd.T @ g + self.wd * W2
-                gb2 = g.sum(0)
-                gh = (g @ W2.T) * mask * (h > 0)
-                gW1 = x.T @ gh + self.wd * W1
-                gb1 = gh.sum(0)
-                step += 1
-                _adam(params, [gW1, gb1, gW2, gb2], m, v, step, self.lr)
+
+        def grads(i: np.ndarray) -> list[np.ndarray]:
+            x = X[i]
+            h = np.maximum(x @ W1 + b1, 0)
+            mask = (rng.random(h.shape) >= self.dropout).astype(np.float32) / (1 - self.dropout)
+            hd = h * mask
+            logits = hd @ W2 + b2
+            logits -= logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            p /= p.sum(axis=1, keepdims=True)
+            target = np.full_like(p, self.smoothing / k)
+            target[np.arange(len(i)), y[i]] += 1 - self.smoothing
+            g = (p - target) / len(i)
+            gh = (g @ W2.T) * mask * (h > 0)
+            return [x.T @ gh + self.wd * W1, gh.sum(0), hd.T @ g + self.wd * W2, g.sum(0)]
+
+        _train_adam(params, len(X), grads, epochs=self.epochs, batch=self.batch, lr=self.lr, rng=rng)
         self.W = params
         return self
 
@@ -402,7 +384,7 @@ class SoftmaxClassifier:
 
 
 @register_router()
-class ClassifierRouter(Router):
+class ClassifierRouter(UsesEmbedder, Router):
     """Chooses agents with a :class:`SoftmaxClassifier` over the query embedding; scores are class
     probabilities. When the head's out-of-scope class wins, the ``fallback`` candidate is chosen.
 
@@ -422,14 +404,6 @@ class ClassifierRouter(Router):
         self.classifier = classifier
         self.fallback = fallback
         self._embedder = embedder
-
-    @property
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from ..agents.embeddings import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
 
     def referenced_targets(self) -> set[str]:
         return {self.fallback} if self.fallback else set()

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import ConfigError, FeedbackError
 from ..types import END, Decision, Feedback, RouteContext
+from ._embedding import UsesEmbedder
 from .base import Router
 from .registry import register_router
 
@@ -35,7 +36,7 @@ DECISION_MEMORY = 200_000
 
 
 @register_router()
-class PheromoneRouter(Router):
+class PheromoneRouter(UsesEmbedder, Router):
     """Ant-colony routing with per-intent pheromone tables and quality-gated asynchronous updates.
 
     Example::
@@ -93,14 +94,6 @@ class PheromoneRouter(Router):
         self._worker.start()
 
     # -- intent inference ------------------------------------------------------------------------
-    @property
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from ..agents.embeddings import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
-
     def infer_intent(self, query: str) -> tuple[str, float]:
         """The nearest intent prototype and its cosine similarity (one intent when none are defined)."""
         if not self.intents:

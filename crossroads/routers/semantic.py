@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..types import Decision, RouteContext, TargetInfo
+from ._embedding import UsesEmbedder
 from .base import Router
 from .registry import register_router
 
@@ -20,7 +21,7 @@ __all__ = ["SemanticRouter"]
 
 
 @register_router()
-class SemanticRouter(Router):
+class SemanticRouter(UsesEmbedder, Router):
     """Nearest example utterance wins; scores are cosine similarities."""
 
     name = "semantic"
@@ -55,14 +56,6 @@ class SemanticRouter(Router):
 
     def referenced_targets(self) -> set[str]:
         return set(self.routes) | ({self.default} if self.default else set())
-
-    @property
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from ..agents.embeddings import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
 
     def _examples(self, c: TargetInfo) -> list[str]:
         return self.routes.get(c.name) or [f"{c.name.replace('_', ' ')}: {c.description}".strip(": ")]

@@ -16,12 +16,12 @@ import ast
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..._io import open_text
+from ..._io import iter_jsonl
 from ...data import DATA_DIR
 from ...errors import ConfigError, TargetError, UnknownNameError
 from ...types import CostModel, Message
@@ -49,11 +49,6 @@ class RecordedRow:
     responses: Mapping[str, str] = field(default_factory=dict)
     ground_truth: str | None = None
     line: int = 0
-
-
-def _open_text(path: Path) -> Iterator[str]:
-    with open_text(path) as fh:
-        yield from fh
 
 
 def _dict_field(row: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -114,14 +109,7 @@ class RecordedOutcomes:
                 if not m.startswith("_"):
                     price_map[m] = CostModel(input_per_mtok=float(p["input"]), output_per_mtok=float(p["output"]))
         rows: list[RecordedRow] = []
-        for n, line in enumerate(_open_text(path), start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from exc
+        for where, n, row in iter_jsonl(path):
             for key in ("prompt",):
                 if not isinstance(row.get(key), str) or not row[key].strip():
                     raise ConfigError(f"{where}: missing or empty field {key!r}")
