@@ -142,3 +142,18 @@ class TraceStoreCorruptError(TraceStoreError):
 
 class TraceSchemaVersionError(TraceStoreError):
     """The trace database was written with a different schema version."""
+
+
+class TraceStoreReadOnlyError(TraceStoreError):
+    """The trace database (or its folder) cannot be written; reading it still works."""
+
+
+class TraceStoreForeignError(TraceStoreCorruptError):
+    """The file is an SQLite database of another application; crossroads refuses it untouched."""
+
+
+class TraceStoreLockedError(TraceStoreError):
+    """The trace database stayed locked by another process longer than the writer retries."""
+
+
+__all__ += ["TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"]

@@ -1,5 +1,6 @@
 """The trace store: safe opening, batching without loss, redaction."""
 
+import json
 import sqlite3
 import threading
 
@@ -18,6 +19,7 @@ from crossroads import (
     agent,
 )
 from crossroads.tracing import EventRecord, RunStart, StepRecord
+from crossroads.tracing.schema import HEAD_REVISION, SCHEMA_VERSION
 from crossroads.tracing.redact import redact, redact_obj
 from crossroads.types import TargetResult
 
@@ -25,7 +27,8 @@ from crossroads.types import TargetResult
 def test_fresh_db_gets_schema_version_and_wal(db_path):
     TraceStore(db_path)
     conn = sqlite3.connect(db_path)
-    assert conn.execute("select value from cr_meta where key='schema_version'").fetchone() == ("1",)
+    assert conn.execute("select value from cr_meta where key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    assert conn.execute("select version_num from alembic_version").fetchone() == (HEAD_REVISION,)
     assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
@@ -52,7 +55,7 @@ def test_other_schema_version_is_refused(db_path):
     conn.execute("update cr_meta set value='99' where key='schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(TraceSchemaVersionError, match="schema version 99.*writes version 1"):
+    with pytest.raises(TraceSchemaVersionError, match=f"schema version 99.*writes version {SCHEMA_VERSION}"):
         TraceStore(db_path)
     conn = sqlite3.connect(db_path)
     assert conn.execute("select value from cr_meta").fetchone() == ("99",)  # not overwritten
@@ -84,10 +87,12 @@ def test_one_bad_row_does_not_lose_its_batch(db_path):
     rec.record(RunStart(run_id="r", flow="f", thread_id="r", input="dup"))  # primary-key clash
     for i in range(10):
         rec.record(EventRecord(kind="tick", run_id="r", detail={"n": i}))
-    with pytest.raises(Exception, match="trace writer failed"):
+    with pytest.raises(Exception, match="trace writer failed.*1 trace rows were not written.*crossroads trace recover"):
         rec.flush()
-    assert rec.dropped == 1
+    assert (rec.dropped, rec.spilled) == (0, 1)
     assert TraceStore(db_path).count("events") == 10
+    spilled = [json.loads(line) for line in open(str(db_path) + ".spill.jsonl")]
+    assert [(s["table"], s["row"]["input"]) for s in spilled] == [("cr_runs", "dup")]
 
 
 def test_completed_steps_survive_a_failed_run(db_path):

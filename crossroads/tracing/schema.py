@@ -9,11 +9,14 @@ from typing import Optional
 
 from sqlmodel import Field, SQLModel
 
-__all__ = ["SCHEMA_VERSION", "CallRow", "DecisionRow", "EvalResultRow", "EvalRunRow", "EventRow", "MetaRow", "RunRow",
-           "StepRow"]
+__all__ = ["HEAD_REVISION", "SCHEMA_VERSION", "CallRow", "DecisionRow", "EvalResultRow", "EvalRunRow", "EventRow",
+           "MetaRow", "RunRow", "SpillImportRow", "StepRow"]
 
-SCHEMA_VERSION = 1
-"""Bumped whenever a table changes; a DB of another version is refused, never rewritten."""
+SCHEMA_VERSION = 2
+"""Bumped with every Alembic revision that changes a table (``crossroads/tracing/migrations``). An older DB is
+upgraded in place (backup first); a DB of a newer version is refused, never rewritten."""
+HEAD_REVISION = "0002"
+"""The Alembic revision that creates exactly these models (a test checks it against the migrations)."""
 
 
 class MetaRow(SQLModel, table=True):
@@ -134,3 +137,11 @@ class EvalResultRow(SQLModel, table=True):
     eval_run_id: str = Field(index=True, foreign_key="cr_eval_runs.id")
     router: str
     metrics_json: str = "{}"
+
+
+class SpillImportRow(SQLModel, table=True):
+    """A spilled trace line already imported by ``crossroads trace recover`` (so a second recover adds nothing)."""
+
+    __tablename__ = "cr_spill_imports"
+    spill_id: str = Field(primary_key=True)
+    imported_at: float = 0.0
