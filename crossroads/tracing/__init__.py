@@ -2,6 +2,7 @@
 
 from .records import CallRecord, DecisionRecord, EventRecord, RunEnd, RunStart, StepRecord, TraceRecord
 from .recorder import MemoryRecorder, NullRecorder, Recorder, SQLRecorder
+from .cost import run_cost
 from .redact import redact, redact_obj
 from .schema import SCHEMA_VERSION
 from .store import DEFAULT_DB, EvalStore, TraceStore, resolve_db_url
@@ -25,4 +26,5 @@ __all__ = [
     "redact",
     "redact_obj",
     "resolve_db_url",
+    "run_cost",
 ]

@@ -245,8 +245,12 @@ def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbSta
     where = _where(path, url)
     if peeked and classify(state, where) == "head":
         return None
-    from alembic import command
-
+    if path is not None and state is None:  # a new file is ours: WAL first, so readers never block the creator
+        conn0 = sqlite3.connect(path, timeout=timeout_s)
+        try:
+            conn0.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn0.close()
     engine = _locking_engine(url, timeout_s)
     report: UpgradeReport | None = None
     try:
@@ -257,6 +261,8 @@ def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbSta
                     action = classify(None if not now.tables else now, where)
                     if action == "head":
                         return None
+                    from alembic import command  # only the process that creates or upgrades pays for it
+
                     cfg = alembic_config(conn)
                     if action == "fresh":
                         command.upgrade(cfg, "head")
