@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         TraceSchemaVersionError,
         TraceStoreCorruptError,
         TraceStoreError,
+        TraceStoreForeignError,
+        TraceStoreLockedError,
+        TraceStoreReadOnlyError,
         UnknownNameError,
         UnknownRouterError,
         UnknownTargetError,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         register_router,
     )
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .tracing.cost import run_cost
     from .types import (
         END,
         START,
@@ -83,12 +87,14 @@ _EXPORTS = {
     "agents.embeddings": ["MiniLMEmbedder"],
     "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
-               "UnknownNameError", "UnknownRouterError", "UnknownTargetError"],
+               "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
+    "tracing.cost": ["run_cost"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
 }
@@ -169,6 +175,9 @@ __all__ = [
     "TraceStore",
     "TraceStoreCorruptError",
     "TraceStoreError",
+    "TraceStoreForeignError",
+    "TraceStoreLockedError",
+    "TraceStoreReadOnlyError",
     "UnknownNameError",
     "UnknownRouterError",
     "UnknownTargetError",
@@ -180,5 +189,6 @@ __all__ = [
     "load_flow",
     "model",
     "register_router",
+    "run_cost",
     "tool",
 ]

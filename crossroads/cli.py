@@ -573,11 +573,11 @@ def main() -> None:
         if _state["debug"] or "--debug" in sys.argv:
             raise
         code = getattr(exc, "exit_code", None)
-        if callable(getattr(exc, "format_message", None)) and isinstance(code, int):
-            # a usage error from the CLI parser (click's or typer's own)
+        fmt = getattr(exc, "format_message", None)
+        if callable(fmt) and isinstance(code, int):  # a usage error from the CLI parser (click's or typer's own)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            _error_line("error", exc.format_message() + hint)
+            _error_line("error", str(fmt()) + hint)
             sys.exit(code)
         kind = "error" if isinstance(exc, CrossroadsError) else f"error ({type(exc).__name__})"
         _error_line(kind, str(exc))

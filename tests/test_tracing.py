@@ -17,18 +17,17 @@ from crossroads import (
     START,
     CallUsage,
     Flow,
-    RulesRouter,
     SQLRecorder,
     TraceSchemaVersionError,
     TraceStore,
-    TraceStoreError,
     TraceStoreCorruptError,
+    TraceStoreError,
     agent,
 )
 from crossroads.errors import TraceStoreForeignError, TraceStoreReadOnlyError
 from crossroads.tracing import CallRecord, EventRecord, RunEnd, RunStart, StepRecord, run_cost
-from crossroads.tracing.schema import HEAD_REVISION, SCHEMA_VERSION
 from crossroads.tracing.redact import redact, redact_obj
+from crossroads.tracing.schema import HEAD_REVISION, SCHEMA_VERSION
 from crossroads.types import TargetResult
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import TraceStoreError, TraceStoreLockedError, TraceStoreReadOnlyError
@@ -147,7 +147,7 @@ def to_row(item: TraceRecord) -> tuple[type, dict[str, Any]]:
     raise TypeError(f"not a trace record: {type(item).__name__}")
 
 
-_live: "weakref.WeakSet[SQLRecorder]" = weakref.WeakSet()
+_live: weakref.WeakSet[SQLRecorder] = weakref.WeakSet()
 
 
 @atexit.register
@@ -298,7 +298,6 @@ class SQLRecorder:
     def _write(self, records: list[TraceRecord]) -> None:
         inserts: dict[type, list[dict[str, Any]]] = defaultdict(list)
         updates: list[Mapping[str, Any]] = []
-        bad: list[tuple[TraceRecord, BaseException]] = []
         for r in records:
             if isinstance(r, RunEnd):
                 if r.status == "running":  # a resumed run
@@ -309,17 +308,15 @@ class SQLRecorder:
                 continue
             try:
                 table, row = to_row(r)
-            except Exception as exc:  # a record that cannot become a row (e.g. unserialisable metadata)
-                bad.append((r, exc))
-                continue
+            except Exception as conv_error:  # a record that cannot become a row: keep an event saying so
+                table, row = EventRow, {
+                    "run_id": getattr(r, "run_id", None), "step_id": None, "decision_id": None,
+                    "kind": "trace_record_error", "target": None, "created_at": time.time(),
+                    "detail_json": json.dumps({"record": type(r).__name__, "error": redact(str(conv_error))})}
             inserts[table].append(row)
-        for r, exc in bad:
-            self._spill([("cr_events", {"run_id": getattr(r, "run_id", None), "kind": "trace_record_error",
-                                        "detail_json": json.dumps({"record": type(r).__name__, "error": str(exc)}),
-                                        "created_at": time.time()})], [], f"unconvertible record: {exc}", exc)
         self._write_rows(inserts, updates)
 
-    def _attempt(self, inserts: Mapping[type, list[dict[str, Any]]], updates: list[Mapping[str, Any]]) -> bool:
+    def _attempt(self, inserts: Mapping[type, list[dict[str, Any]]], updates: Sequence[Mapping[str, Any]]) -> bool:
         """Write, retrying while another process holds the DB locked. Returns False when the rows were
         spilled instead (lock outlasted ``lock_retry_s``, or the DB is read-only); other errors raise."""
         started = time.monotonic()
@@ -334,12 +331,12 @@ class SQLRecorder:
                 waited = time.monotonic() - started
                 if self._lock_exhausted or waited >= self.lock_retry_s:
                     self._lock_exhausted = True  # the next batches spill at once until a write succeeds
-                    self._spill(_flat(inserts), updates, f"trace DB locked for {waited:.1f} s ({short_error(exc)})", exc)
+                    self._spill(_flat(inserts), list(updates), f"trace DB locked for {waited:.1f} s ({short_error(exc)})", exc)
                     return False
                 time.sleep(min(delay, max(self.lock_retry_s - waited, 0.0)))
                 delay = min(delay * 2, 2.0)
             except TraceStoreReadOnlyError as exc:
-                self._spill(_flat(inserts), updates, short_error(exc), exc)
+                self._spill(_flat(inserts), list(updates), short_error(exc), exc)
                 return False
 
     def _write_rows(self, inserts: Mapping[type, list[dict[str, Any]]], updates: list[Mapping[str, Any]]) -> None:

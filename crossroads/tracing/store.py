@@ -16,23 +16,30 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Table, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import create_engine
 
 from ..errors import (
-    TraceSchemaVersionError,
     TraceStoreCorruptError,
     TraceStoreError,
     TraceStoreLockedError,
     TraceStoreReadOnlyError,
 )
 from .cost import run_cost
-from .migrate import DB_ENV_VAR, HEAD_TABLES, V1_TABLES, UpgradeReport, classify, connect_read_only, ensure_schema, peek_sqlite
+from .migrate import (
+    DB_ENV_VAR,
+    HEAD_TABLES,
+    V1_TABLES,
+    UpgradeReport,
+    classify,
+    connect_read_only,
+    ensure_schema,
+    peek_sqlite,
+)
 from .schema import (
-    SCHEMA_VERSION,
     CallRow,
     DecisionRow,
     EvalResultRow,
@@ -46,13 +53,21 @@ from .spill import SpillFile
 
 __all__ = ["DEFAULT_DB", "EvalStore", "TraceStore", "resolve_db_url"]
 
+
+def _t(model: type) -> Table:
+    return model.__table__  # type: ignore[attr-defined]
+
+
+RUNS, STEPS, DECISIONS, CALLS, EVENTS = (_t(m) for m in (RunRow, StepRow, DecisionRow, CallRow, EventRow))
+EVAL_RUNS, EVAL_RESULTS, SPILL_IMPORTS = (_t(m) for m in (EvalRunRow, EvalResultRow, SpillImportRow))
+_TABLES_BY_NAME = {t.name: t for t in (RUNS, STEPS, DECISIONS, CALLS, EVENTS)}
+_STRING_PK = {"cr_runs", "cr_steps", "cr_decisions"}
+
 DEFAULT_DB = "crossroads.db"
 """Default trace file, in the working directory; overridden by ``--db`` or ``CROSSROADS_DB``."""
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long one SQLite statement waits for another process's lock (env ``CROSSROADS_TRACE_BUSY_TIMEOUT_S``)."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_TABLES_BY_NAME = {t.__tablename__: t for t in (RunRow, StepRow, DecisionRow, CallRow, EventRow)}  # type: ignore[attr-defined]
-_STRING_PK = {"cr_runs", "cr_steps", "cr_decisions"}
 
 
 def resolve_db_url(db: str | os.PathLike[str] | None = None) -> str:
@@ -269,7 +284,7 @@ class TraceStore:
     def mark_run_running(self, run_id: str) -> bool:
         """Set an existing run back to running (on resume); returns whether it existed."""
         with self.engine.begin() as conn:
-            res = conn.execute(update(RunRow).where(RunRow.id == run_id).values(status="running", ended_at=None))
+            res = conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="running", ended_at=None))
             return bool(res.rowcount)
 
     def recover(self, spill: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -288,7 +303,7 @@ class TraceStore:
                 done: set[str] = set()
                 for k in range(0, len(ids), 500):
                     chunk = ids[k:k + 500]
-                    done |= {r[0] for r in conn.execute(select(SpillImportRow.spill_id).where(SpillImportRow.spill_id.in_(chunk)))}  # type: ignore[attr-defined]
+                    done |= {r[0] for r in conn.execute(select(SPILL_IMPORTS.c.spill_id).where(SPILL_IMPORTS.c.spill_id.in_(chunk)))}
                 now = time.time()
                 marks = []
                 for entry in entries:
@@ -304,7 +319,7 @@ class TraceStore:
                             raise TraceStoreError(f"spill file {spill_file.path}: unknown table {entry.get('table')!r}")
                         row = dict(entry["row"])
                         if entry["table"] in _STRING_PK:
-                            exists = conn.execute(select(table.__table__.c.id).where(table.__table__.c.id == row["id"])).first()  # type: ignore[attr-defined]
+                            exists = conn.execute(select(table.c.id).where(table.c.id == row["id"])).first()
                             if exists:
                                 skipped += 1
                                 marks.append({"spill_id": sid, "imported_at": now})
@@ -312,22 +327,22 @@ class TraceStore:
                                 continue
                         else:
                             row.pop("id", None)
-                        conn.execute(table.__table__.insert(), [row])  # type: ignore[attr-defined]
+                        conn.execute(table.insert(), [row])
                     imported += 1
                     marks.append({"spill_id": sid, "imported_at": now})
                     done.add(sid)
                 if marks:
-                    conn.execute(SpillImportRow.__table__.insert(), marks)  # type: ignore[attr-defined]
+                    conn.execute(SPILL_IMPORTS.insert(), marks)
         return {"spill": str(spill_file.path), "imported": imported, "skipped": skipped}
 
     # -- reads --------------------------------------------------------------------------------
     def list_runs(self, *, limit: int = 20, flow: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Most recent runs first, with their step/decision counts and total cost (:func:`run_cost`)."""
-        q = select(RunRow.__table__).order_by(RunRow.started_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        q = select(RUNS).order_by(RUNS.c.started_at.desc()).limit(limit)
         if flow:
-            q = q.where(RunRow.flow == flow)
+            q = q.where(RUNS.c.flow == flow)
         if status:
-            q = q.where(RunRow.status == status)
+            q = q.where(RUNS.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
             ids = [r["id"] for r in rows]
@@ -335,9 +350,9 @@ class TraceStore:
             decision_costs: dict[str, list[float]] = {i: [] for i in ids}
             for k in range(0, len(ids), 500):
                 chunk = ids[k:k + 500]
-                for rid, cost in conn.execute(select(StepRow.run_id, StepRow.cost_usd).where(StepRow.run_id.in_(chunk))):  # type: ignore[attr-defined]
+                for rid, cost in conn.execute(select(STEPS.c.run_id, STEPS.c.cost_usd).where(STEPS.c.run_id.in_(chunk))):
                     step_costs[rid].append(cost)
-                for rid, cost in conn.execute(select(DecisionRow.run_id, DecisionRow.cost_usd).where(DecisionRow.run_id.in_(chunk))):  # type: ignore[attr-defined]
+                for rid, cost in conn.execute(select(DECISIONS.c.run_id, DECISIONS.c.cost_usd).where(DECISIONS.c.run_id.in_(chunk))):
                     decision_costs[rid].append(cost)
         result = []
         for r in rows:
@@ -352,7 +367,7 @@ class TraceStore:
     def find_run(self, run_id: str) -> str:
         """Resolve a full run id or a unique prefix of one."""
         with self.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(select(RunRow.id).where(RunRow.id.like(f"{run_id}%")).limit(2))]
+            ids = [r[0] for r in conn.execute(select(RUNS.c.id).where(RUNS.c.id.like(f"{run_id}%")).limit(2))]
         if not ids:
             raise TraceStoreError(f"no run {run_id!r} in {self.path or self.url}; list runs with 'crossroads trace list'")
         if len(ids) > 1 and run_id not in ids:
@@ -363,11 +378,11 @@ class TraceStore:
         """One run with its steps, decisions, calls and events (attempt numbers derived)."""
         run_id = self.find_run(run_id)
         with self.engine.connect() as conn:
-            run = conn.execute(select(RunRow.__table__).where(RunRow.id == run_id)).mappings().one()
-            steps = conn.execute(select(StepRow.__table__).where(StepRow.run_id == run_id).order_by(StepRow.started_at)).mappings().all()
-            decisions = conn.execute(select(DecisionRow.__table__).where(DecisionRow.run_id == run_id).order_by(DecisionRow.created_at)).mappings().all()
-            calls = conn.execute(select(CallRow.__table__).where(CallRow.run_id == run_id).order_by(CallRow.created_at)).mappings().all()
-            events = conn.execute(select(EventRow.__table__).where(EventRow.run_id == run_id).order_by(EventRow.created_at)).mappings().all()
+            run = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).mappings().one()
+            steps = conn.execute(select(STEPS).where(STEPS.c.run_id == run_id).order_by(STEPS.c.started_at)).mappings().all()
+            decisions = conn.execute(select(DECISIONS).where(DECISIONS.c.run_id == run_id).order_by(DECISIONS.c.created_at)).mappings().all()
+            calls = conn.execute(select(CALLS).where(CALLS.c.run_id == run_id).order_by(CALLS.c.created_at)).mappings().all()
+            events = conn.execute(select(EVENTS).where(EVENTS.c.run_id == run_id).order_by(EVENTS.c.created_at)).mappings().all()
         out = dict(run)
         out["metadata"] = json.loads(out.pop("metadata_json") or "{}")
         attempts: dict[tuple[str, int], int] = {}
@@ -379,7 +394,7 @@ class TraceStore:
             d["attempt"] = attempts[key]
             step_list.append(d)
         out["steps"] = step_list
-        out["decisions"] = [_decision_dict(d) for d in decisions]
+        out["decisions"] = [_decision_dict(dict(d)) for d in decisions]
         out["calls"] = [dict(c) for c in calls]
         out["events"] = [{**{k: v for k, v in e.items() if k != "detail_json"}, "detail": json.loads(e["detail_json"] or "{}")} for e in events]
         out["cost_usd"] = run_cost((s["cost_usd"] for s in step_list), (d["cost_usd"] for d in out["decisions"]))
@@ -389,15 +404,15 @@ class TraceStore:
         """Row count of one of: runs, steps, decisions, calls, events."""
         model = {"runs": RunRow, "steps": StepRow, "decisions": DecisionRow, "calls": CallRow, "events": EventRow}[table]
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(model)).scalar_one())  # type: ignore[arg-type]
+            return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
 
     def events(self, *, kind: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
         """Events, optionally filtered by kind and run."""
-        q = select(EventRow.__table__).order_by(EventRow.id)
+        q = select(EVENTS).order_by(EVENTS.c.id)
         if kind:
-            q = q.where(EventRow.kind == kind)
+            q = q.where(EVENTS.c.kind == kind)
         if run_id:
-            q = q.where(EventRow.run_id == run_id)
+            q = q.where(EVENTS.c.run_id == run_id)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [{**{k: v for k, v in e.items() if k != "detail_json"}, "detail": json.loads(e["detail_json"] or "{}")} for e in rows]
@@ -415,7 +430,7 @@ def _insert_sql(table: type) -> str:
 
 
 def _apply_run_update(conn: Connection, upd: Mapping[str, Any]) -> None:
-    conn.execute(update(RunRow).where(RunRow.id == upd["id"]).values(**run_update_values(upd)))  # type: ignore[arg-type]
+    conn.execute(update(RUNS).where(RUNS.c.id == upd["id"]).values(**run_update_values(upd)))
 
 
 def _check_writable(path: Path) -> None:
@@ -488,30 +503,30 @@ class EvalStore:
         row["data_hashes_json"] = json.dumps(_json_safe(run.get("data_hashes", {})))
         row["summary_json"] = json.dumps(_json_safe(run.get("summary", {})))
         with self.store.engine.begin() as conn:
-            conn.execute(EvalRunRow.__table__.insert(), [row])  # type: ignore[attr-defined]
-            conn.execute(EvalResultRow.__table__.insert(), [  # type: ignore[attr-defined]
+            conn.execute(EVAL_RUNS.insert(), [row])
+            conn.execute(EVAL_RESULTS.insert(), [
                 {"eval_run_id": run["id"], "router": r, "metrics_json": json.dumps(_json_safe(m))} for r, m in results.items()])
 
     def list(self, *, limit: int = 20, suite: str | None = None) -> list[dict[str, Any]]:
         """Most recent eval runs first."""
-        q = select(EvalRunRow.__table__).order_by(EvalRunRow.created_at.desc()).limit(limit)
+        q = select(EVAL_RUNS).order_by(EVAL_RUNS.c.created_at.desc()).limit(limit)
         if suite:
-            q = q.where(EvalRunRow.suite == suite)
+            q = q.where(EVAL_RUNS.c.suite == suite)
         with self.store.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
-        return [self._run(r) for r in rows]
+        return [self._run(dict(r)) for r in rows]
 
     def get(self, run_id: str) -> dict[str, Any]:
         """One eval run with its results (a unique id prefix works)."""
         with self.store.engine.connect() as conn:
-            rows = conn.execute(select(EvalRunRow.__table__).where(EvalRunRow.id.like(f"{run_id}%")).limit(2)).mappings().all()
+            rows = conn.execute(select(EVAL_RUNS).where(EVAL_RUNS.c.id.like(f"{run_id}%")).limit(2)).mappings().all()
             if not rows:
                 raise TraceStoreError(f"no eval run {run_id!r}; list them with 'crossroads eval list'")
             if len(rows) > 1 and rows[0]["id"] != run_id:
                 raise TraceStoreError(f"eval run id prefix {run_id!r} is ambiguous; give more characters")
-            run = self._run(rows[0])
-            res = conn.execute(select(EvalResultRow.__table__).where(EvalResultRow.eval_run_id == run["id"])
-                               .order_by(EvalResultRow.id)).mappings().all()
+            run = self._run(dict(rows[0]))
+            res = conn.execute(select(EVAL_RESULTS).where(EVAL_RESULTS.c.eval_run_id == run["id"])
+                               .order_by(EVAL_RESULTS.c.id)).mappings().all()
         run["results"] = {r["router"]: json.loads(r["metrics_json"]) for r in res}
         return run
 
