@@ -2,7 +2,17 @@
 
 import pytest
 
-from crossroads import START, ConfigError, CostModel, Flow, HealthStatus, Message, SQLRecorder, TargetError, TraceStore
+from crossroads import (
+    START,
+    ConfigError,
+    CostModel,
+    Flow,
+    HealthStatus,
+    Message,
+    SQLRecorder,
+    TargetError,
+    TraceStore,
+)
 from crossroads.agents import model as model_target
 from crossroads.agents.backends.catalogue import ModelCatalogue
 from crossroads.agents.backends.litellm_model import LiteLLMModel

@@ -47,8 +47,7 @@ class ScriptedOpenAIServer:
     def url(self) -> str:
         """Base URL ending in ``/v1``."""
         assert self._server is not None, "server not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://127.0.0.1:{self._server.server_port}/v1"
 
     def next_mode(self) -> str:
         with self._lock:
