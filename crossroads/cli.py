@@ -64,38 +64,38 @@ def _parse_metadata(items: list[str]) -> dict[str, str]:
     return meta
 
 
-DEFAULT_MAX_INPUT_CHARS = 1_000_000
+def _read_input(input: str | None, input_file: Path | None, limit: int | None) -> str | None:
+    """The request text from --input, --input - (stdin) or --input-file; reads at most what ``limit``
+    characters can take, and refuses a longer request before anything runs or is written."""
+    from .errors import InputTooLargeError
 
-
-def _read_input(input: str | None, input_file: Path | None, limit: int) -> str | None:
-    """The request text from --input, --input - (stdin) or --input-file, read at most ``limit`` chars deep."""
     if input is not None and input_file is not None:
         raise typer.BadParameter("give either --input or --input-file, not both")
     if input_file is None and input != "-":
-        if input is not None and len(input) > limit:
-            raise typer.BadParameter(f"--input is {len(input):,} characters, over the limit of {limit:,}; "
-                                     "raise --max-input-chars or shorten it")
+        if input is not None and limit is not None and len(input) > limit:
+            raise InputTooLargeError(len(input), limit, what="--input")
         return input
     where = "stdin" if input_file is None else str(input_file)
+    cap = -1 if limit is None else limit * 4 + 1  # UTF-8 needs at most 4 bytes a character
     try:
         if input_file is None:
-            data = sys.stdin.buffer.read(limit * 4 + 1)  # UTF-8 needs at most 4 bytes a character
+            data = sys.stdin.buffer.read(cap)
         else:
             with open(input_file, "rb") as fh:
-                data = fh.read(limit * 4 + 1)
+                data = fh.read(cap)
     except OSError as exc:
         raise typer.BadParameter(f"cannot read --input-file {input_file}: {exc.strerror or exc}") from exc
+    truncated = cap > 0 and len(data) >= cap
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if len(data) > limit * 4 and exc.start >= len(data) - 4:  # cut mid-character by the bound: too long anyway
+        if truncated and exc.start >= len(data) - 4:  # cut mid-character by the bound: too long anyway
             text = data[: exc.start].decode("utf-8")
         else:
             raise typer.BadParameter(f"the input from {where} is not valid UTF-8 (byte {exc.start}); convert it "
                                      "to UTF-8 first") from exc
-    if len(text) > limit:
-        raise typer.BadParameter(f"the input from {where} is over the limit of {limit:,} characters; raise "
-                                 "--max-input-chars or shorten it")
+    if limit is not None and len(text) > limit:
+        raise InputTooLargeError(len(text), limit, what=f"the input from {where}" + (" (read so far)" if truncated else ""))
     return text
 
 
@@ -111,8 +111,9 @@ def run(
     input: Optional[str] = typer.Option(None, "--input", "-i", help="The request to route ('-' reads it from stdin)."),
     input_file: Optional[Path] = typer.Option(None, "--input-file", help="Read the request from this UTF-8 file "
                                               "(for inputs over the OS argument limit)."),
-    max_input_chars: int = typer.Option(DEFAULT_MAX_INPUT_CHARS, "--max-input-chars", min=1,
-                                        help="Refuse a request longer than this many characters."),
+    max_input_chars: Optional[int] = typer.Option(None, "--max-input-chars", min=1,
+                                                  help="Refuse a request longer than this many characters "
+                                                       "[default: the flow's max_input_chars, 1,000,000]."),
     thread: Optional[str] = typer.Option(None, "--thread", help="Thread id (for checkpoints and resume)."),
     resume: bool = typer.Option(False, "--resume", help="Resume --thread after a failure or interrupt."),
     answer: Optional[str] = typer.Option(None, "--answer", help="Value answering an interrupt when resuming."),
@@ -126,12 +127,16 @@ def run(
     from .orchestrator.config import load_flow
     from .tracing import NullRecorder, SQLRecorder, TraceStore
 
+    from .orchestrator.checkpoint import checkpoint_path_for
+
     if resume and not thread:
         raise typer.BadParameter("--resume needs --thread")
-    text = _read_input(input, input_file, max_input_chars)
-    if not resume and text is None:
+    if not resume and input is None and input_file is None:
         raise typer.BadParameter("give --input TEXT, --input - (stdin) or --input-file PATH (or --resume --thread ID)")
     f = load_flow(flow)
+    if max_input_chars is not None:
+        f.max_input_chars = max_input_chars
+    text = _read_input(input, input_file, f.max_input_chars)
     store = None if no_trace else TraceStore(db)  # refuses a read-only/foreign DB before any work is done
     if store is not None and store.upgraded is not None:
         _warn(f"upgraded trace DB {store.upgraded.path} from schema v{store.upgraded.from_version} to "
@@ -139,7 +144,7 @@ def run(
     recorder = NullRecorder() if store is None else SQLRecorder(store)
     checkpointer: Any = "memory"
     if store is not None and store.path is not None:  # checkpoints beside the trace, not inside it
-        checkpointer = str(store.path.with_name(f"{store.path.stem}.checkpoints.db"))
+        checkpointer = str(checkpoint_path_for(store.path))
     compiled = f.compile(recorder=recorder, checkpointer=checkpointer)
     try:
         with err.status(f"running {f.name}...", spinner="dots"):

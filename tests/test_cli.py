@@ -126,8 +126,9 @@ def test_input_over_max_input_chars_is_refused_before_anything_runs(tmp_path, db
     f.write_text("x" * 11)
     proc = cli("run", "cliflows:echo", "--input-file", str(f), "--max-input-chars", "10", db=db_path,
                env_extra=flows, check=False)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "over the limit of 10 characters" in proc.stderr and not db_path.exists()
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: the input from") and "11 characters, over the limit of 10" in proc.stderr
+    assert not db_path.exists()  # refused before the trace DB was even opened
     bad = tmp_path / "latin1.txt"
     bad.write_bytes(b"caf\xe9")
     proc = cli("run", "cliflows:echo", "--input-file", str(bad), db=db_path, env_extra=flows, check=False)

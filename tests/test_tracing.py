@@ -25,7 +25,8 @@ from crossroads import (
     agent,
 )
 from crossroads.errors import TraceStoreForeignError, TraceStoreReadOnlyError
-from crossroads.tracing import CallRecord, EventRecord, RunEnd, RunStart, StepRecord, run_cost
+from crossroads import run_cost
+from crossroads.tracing import CallRecord, EventRecord, RunEnd, RunStart, StepRecord
 from crossroads.tracing.redact import redact, redact_obj
 from crossroads.tracing.schema import HEAD_REVISION, SCHEMA_VERSION
 from crossroads.types import TargetResult
@@ -443,9 +444,11 @@ def test_run_cost_is_targets_plus_routers_the_same_in_list_and_show(db_path):
     flow = Flow("paid").add(agent("a", a), agent("b", b)).edge("a", "b").edge("b", END)
     flow.route(START, PaidRouter(), candidates=["a", "b"])
     rec = SQLRecorder(str(db_path))
-    flow.compile(recorder=rec).invoke("q")
+    result = flow.compile(recorder=rec).invoke("q")
     rec.close()
     store = TraceStore(db_path)
     listed = store.list_runs()[0]["cost_usd"]
-    shown = store.get_run(store.list_runs()[0]["id"])["cost_usd"]
-    assert listed == shown == run_cost([0.1, 0.2], [0.0003]) == 0.3003  # exact: 0.1 + 0.2 + 0.0003 != 0.3003 in floats
+    shown = store.get_run(result.run_id)["cost_usd"]
+    assert listed == shown == run_cost([0.1, 0.2], [0.0003]) == pytest.approx(0.3003, abs=1e-15)
+    assert result.cost_usd == pytest.approx(listed, abs=1e-15)  # RunResult sums the same parts in graph order
+    assert f"{listed:.6f}" == f"{result.cost_usd:.6f}" == "0.300300"

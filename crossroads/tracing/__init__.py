@@ -1,6 +1,5 @@
 """Tracing: one schema for every router, written through one :class:`Recorder` interface."""
 
-from .cost import run_cost
 from .recorder import MemoryRecorder, NullRecorder, Recorder, SQLRecorder
 from .records import CallRecord, DecisionRecord, EventRecord, RunEnd, RunStart, StepRecord, TraceRecord
 from .redact import redact, redact_obj
@@ -26,5 +25,4 @@ __all__ = [
     "redact",
     "redact_obj",
     "resolve_db_url",
-    "run_cost",
 ]

@@ -28,7 +28,7 @@ from ..errors import (
     TraceStoreLockedError,
     TraceStoreReadOnlyError,
 )
-from .cost import run_cost
+from ..types import run_cost
 from .migrate import (
     DB_ENV_VAR,
     HEAD_TABLES,
