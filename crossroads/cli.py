@@ -108,26 +108,25 @@ def _warn(message: str) -> None:
 @app.command()
 def run(
     flow: str = typer.Argument(..., help="A YAML flow file or a 'package.module:flow' reference."),
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="The request to route ('-' reads it from stdin)."),
-    input_file: Optional[Path] = typer.Option(None, "--input-file", help="Read the request from this UTF-8 file "
+    input: str | None = typer.Option(None, "--input", "-i", help="The request to route ('-' reads it from stdin)."),
+    input_file: Path | None = typer.Option(None, "--input-file", help="Read the request from this UTF-8 file "
                                               "(for inputs over the OS argument limit)."),
-    max_input_chars: Optional[int] = typer.Option(None, "--max-input-chars", min=1,
+    max_input_chars: int | None = typer.Option(None, "--max-input-chars", min=1,
                                                   help="Refuse a request longer than this many characters "
                                                        "[default: the flow's max_input_chars, 1,000,000]."),
-    thread: Optional[str] = typer.Option(None, "--thread", help="Thread id (for checkpoints and resume)."),
+    thread: str | None = typer.Option(None, "--thread", help="Thread id (for checkpoints and resume)."),
     resume: bool = typer.Option(False, "--resume", help="Resume --thread after a failure or interrupt."),
-    answer: Optional[str] = typer.Option(None, "--answer", help="Value answering an interrupt when resuming."),
+    answer: str | None = typer.Option(None, "--answer", help="Value answering an interrupt when resuming."),
     metadata: list[str] = typer.Option([], "--meta", "-m", help="Run metadata key=value (rule routers can match it)."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
     as_json: bool = JsonOption,
 ) -> None:
     """Run FLOW on --input and print the answer and the run id."""
     from .errors import TraceStoreError
+    from .orchestrator.checkpoint import checkpoint_path_for
     from .orchestrator.config import load_flow
     from .tracing import NullRecorder, SQLRecorder, TraceStore
-
-    from .orchestrator.checkpoint import checkpoint_path_for
 
     if resume and not thread:
         raise typer.BadParameter("--resume needs --thread")
@@ -226,9 +225,9 @@ def routers_cmd(as_json: bool = JsonOption) -> None:
 @trace_app.command("list")
 def trace_list(
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs."),
-    flow: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
-    db: Optional[str] = DbOption,
+    flow: str | None = typer.Option(None, "--flow", help="Only runs of this flow."),
+    status: str | None = typer.Option(None, "--status", help="Only runs with this status."),
+    db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List recent runs."""
@@ -253,7 +252,7 @@ def trace_list(
 @trace_app.command("show")
 def trace_show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show a run as a tree of steps and decisions."""
@@ -272,8 +271,8 @@ def trace_show(
 def trace_export(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     format: str = typer.Option("json", "--format", "-f", help="json (one document) or jsonl (one record per line)."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
-    db: Optional[str] = DbOption,
+    output: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+    db: str | None = DbOption,
 ) -> None:
     """Export a run with all its records."""
     from .tracing import TraceStore
@@ -296,7 +295,7 @@ def trace_export(
 
 
 @trace_app.command("upgrade")
-def trace_upgrade(db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+def trace_upgrade(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Upgrade a trace DB written by an older crossroads to this schema, in place (backup first)."""
     from .tracing import TraceStore
     from .tracing.schema import SCHEMA_VERSION
@@ -317,8 +316,8 @@ def trace_upgrade(db: Optional[str] = DbOption, as_json: bool = JsonOption) -> N
 
 @trace_app.command("recover")
 def trace_recover(
-    db: Optional[str] = DbOption,
-    spill: Optional[Path] = typer.Option(None, "--spill", help="Spill file to import [default: <db>.spill.jsonl]."),
+    db: str | None = DbOption,
+    spill: Path | None = typer.Option(None, "--spill", help="Spill file to import [default: <db>.spill.jsonl]."),
     as_json: bool = JsonOption,
 ) -> None:
     """Import trace rows that were spilled to <db>.spill.jsonl while the DB was locked or read-only."""

@@ -23,9 +23,9 @@ from crossroads import (
     TraceStoreCorruptError,
     TraceStoreError,
     agent,
+    run_cost,
 )
 from crossroads.errors import TraceStoreForeignError, TraceStoreReadOnlyError
-from crossroads import run_cost
 from crossroads.tracing import CallRecord, EventRecord, RunEnd, RunStart, StepRecord
 from crossroads.tracing.redact import redact, redact_obj
 from crossroads.tracing.schema import HEAD_REVISION, SCHEMA_VERSION
