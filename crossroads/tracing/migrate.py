@@ -237,10 +237,11 @@ def _locking_engine(url: str, timeout_s: float) -> Any:
 
 
 def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbState | None = None,
-                  peeked: bool = False) -> UpgradeReport | None:
+                  peeked: bool = False, engine: Any = None) -> UpgradeReport | None:
     """Bring the DB at ``url`` to the head revision; returns a report when an upgrade ran.
 
     ``state``/``peeked``: a look already taken without the lock (skips the lock when the DB is at head).
+    ``engine``: run on this engine instead of a locking one (an in-memory DB lives on its one connection).
     """
     where = _where(path, url)
     if peeked and classify(state, where) == "head":
@@ -251,7 +252,8 @@ def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbSta
             conn0.execute("PRAGMA journal_mode=WAL")
         finally:
             conn0.close()
-    engine = _locking_engine(url, timeout_s)
+    own_engine = engine is None
+    engine = engine if engine is not None else _locking_engine(url, timeout_s)
     report: UpgradeReport | None = None
     try:
         with engine.connect() as conn:
@@ -287,7 +289,8 @@ def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbSta
             except DatabaseError as exc:
                 raise _unreadable(where, exc) from exc
     finally:
-        engine.dispose()
+        if own_engine:
+            engine.dispose()
     return report
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Table, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, StaticPool
 from sqlmodel import create_engine
 
 from ..errors import (
@@ -164,9 +164,12 @@ class TraceStore:
             classify(state, str(where))
             _check_writable(path)
             path.parent.mkdir(parents=True, exist_ok=True)
+        memory = self._sqlite and path is None
+        if memory:  # one shared connection, or every connection would see its own empty DB
+            self.engine = create_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
         try:
             self.upgraded = ensure_schema(self.url, path, timeout_s=self.busy_timeout_s, state=state,
-                                          peeked=path is not None)
+                                          peeked=path is not None, engine=self.engine if memory else None)
         except OperationalError as exc:
             if _is_read_only_error(exc):
                 raise self._read_only_error(exc) from exc
@@ -175,6 +178,8 @@ class TraceStore:
                     f"trace DB {where} is locked by another process (waited {self.busy_timeout_s:g} s); retry, or "
                     "pass --db / --no-trace") from exc
             raise
+        if memory:
+            return
         self.engine = self._make_engine()
         try:
             with self.engine.connect():  # switches the journal to WAL once, now rather than mid-run
