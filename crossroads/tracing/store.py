@@ -160,7 +160,11 @@ class TraceStore:
             return
         state = None
         if path is not None:
-            state = peek_sqlite(path, self.busy_timeout_s)  # classify before writing a single byte
+            try:
+                state = peek_sqlite(path, self.busy_timeout_s)  # classify before writing a single byte
+            except sqlite3.OperationalError as exc:
+                raise TraceStoreLockedError(f"trace DB {where} is locked by another process (waited "
+                                            f"{self.busy_timeout_s:g} s); retry in a moment") from exc
             classify(state, str(where))
             _check_writable(path)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +174,7 @@ class TraceStore:
         try:
             self.upgraded = ensure_schema(self.url, path, timeout_s=self.busy_timeout_s, state=state,
                                           peeked=path is not None, engine=self.engine if memory else None)
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             if _is_read_only_error(exc):
                 raise self._read_only_error(exc) from exc
             if is_lock_error(exc):
@@ -236,6 +240,9 @@ class TraceStore:
             with self.engine.connect() as conn:
                 state = read_state(conn)
         except DatabaseError as exc:
+            if is_lock_error(exc):
+                raise TraceStoreLockedError(f"trace DB {where} is locked by another process (waited "
+                                            f"{self.busy_timeout_s:g} s); retry in a moment") from exc
             raise TraceStoreCorruptError(
                 f"trace DB {where} cannot be read ({exc.orig}); it is not a crossroads trace database or is "
                 f"damaged. Move it aside or pass --db / set {DB_ENV_VAR} to another file") from exc
