@@ -120,9 +120,12 @@ def serve(
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
     db: Optional[str] = DbOption,
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
+    max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1,
+                                       help="Largest request body accepted; larger ones get HTTP 413."),
 ) -> None:
-    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (with streaming); each
-    router of FLOW is the virtual model router:<name>."""
+    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
+    Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
+    With --api-key-env every endpoint but /livez needs 'Authorization: Bearer <key>'."""
     from .orchestrator.config import load_flow
     from .serving import ServeConfigError, build_app, check_bind
     from .tracing import NullRecorder, SQLRecorder
@@ -139,9 +142,9 @@ def serve(
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
     f = load_flow(flow)
     recorder = NullRecorder() if no_trace else SQLRecorder(db)
-    application = build_app(f, recorder=recorder, api_key=key)
-    names = [*f.nodes, *(f"router:{r.router.label}" for r in f.routes.values())]
-    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}")
+    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes)
+    names = list(application.fastapi.state.catalog)
+    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning")
     finally:

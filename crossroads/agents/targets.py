@@ -287,7 +287,7 @@ def model(
     """A model target: its node sends the run's messages (or the latest text) to ``chat_model``."""
     info = _info(name, TargetKind.MODEL, description=description, tags=tags, cost=cost,
                  expected_latency_ms=expected_latency_ms, quality=quality,
-                 metadata={"model": getattr(chat_model, "name", name)})
+                 metadata={"model": getattr(chat_model, "name", name), **_generation_meta(chat_model)})
     return Target(info, _chat_runner(name, TargetKind.MODEL, chat_model, system),
                   health_source=getattr(chat_model, "health_snapshot", None))
 
@@ -306,9 +306,16 @@ def llm_agent(
     """An agent that is an LLM with instructions (a system prompt)."""
     info = _info(name, TargetKind.AGENT, description=description or instructions[:200], tags=tags,
                  cost=cost, expected_latency_ms=expected_latency_ms, quality=quality,
-                 metadata={"model": getattr(chat_model, "name", name)})
+                 metadata={"model": getattr(chat_model, "name", name), **_generation_meta(chat_model)})
     return Target(info, _chat_runner(name, TargetKind.AGENT, chat_model, instructions),
                   health_source=getattr(chat_model, "health_snapshot", None))
+
+
+def _generation_meta(chat_model: ChatModel) -> dict[str, Any]:
+    # the per-call generation parameters (temperature, max_tokens, stop, tools) the backend declares it
+    # honours; a run passes them as metadata["generation"] (crossroads serve refuses the others)
+    params = sorted(getattr(chat_model, "generation_params", ()) or ())
+    return {"generation_params": params} if params else {}
 
 
 def _chat_runner(name: str, kind: TargetKind, chat_model: ChatModel, system: str | None) -> Runner:
@@ -321,7 +328,8 @@ def _chat_runner(name: str, kind: TargetKind, chat_model: ChatModel, system: str
             msgs.append(Message(role="user", content=f"{request.input}\n\nCandidate answers:\n{joined}"))
         else:
             msgs.extend(request.messages or (Message(role="user", content=request.text),))
-        resp = chat_model.complete(msgs)
+        gen = (request.metadata or {}).get("generation")
+        resp = chat_model.complete(msgs, **gen) if gen else chat_model.complete(msgs)
         call = CallUsage(target=name, kind=kind, model=resp.model, input_tokens=resp.input_tokens,
                          output_tokens=resp.output_tokens, cost_usd=resp.cost_usd,
                          latency_ms=resp.latency_ms)
