@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         ReplayModel,
         ResilientModel,
     )
+    from .agents.backends.optional import missing_backend_note, optional_backend_available
     from .agents.embeddings import MiniLMEmbedder
     from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
     from .errors import (
@@ -80,6 +81,7 @@ _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
     "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
                         "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
     "agents.embeddings": ["MiniLMEmbedder"],
     "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
@@ -178,7 +180,9 @@ __all__ = [
     "get_router_class",
     "llm_agent",
     "load_flow",
+    "missing_backend_note",
     "model",
+    "optional_backend_available",
     "register_router",
     "tool",
 ]
