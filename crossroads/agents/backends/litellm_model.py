@@ -124,11 +124,11 @@ class LiteLLMModel:
         resp = await litellm.acompletion(**self._kwargs(messages, tools, params))
         return self._response(resp, messages, started)
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+    def stream(self, messages: Sequence[Message], **params: Any) -> Iterator[str]:
         """Yield text deltas; a stream that breaks off raises :class:`TargetError`."""
         litellm = _litellm()
         try:
-            stream = litellm.completion(**self._kwargs(messages, None), stream=True)
+            stream = litellm.completion(**self._kwargs(messages, None, params), stream=True)
             for chunk in stream:
                 delta = chunk.choices[0].delta
                 if getattr(delta, "content", None):
