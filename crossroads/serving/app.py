@@ -22,19 +22,25 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import fields
 from typing import Any
 
 from pydantic import ValidationError
 
-from .. import errors as _errors
-from ..errors import CrossroadsError, RoutingError, StepLimitError, TargetError
+from ..errors import (
+    BudgetExceededError,
+    CrossroadsError,
+    InputError,
+    InputTooLargeError,
+    RoutingError,
+    StepLimitError,
+    TargetError,
+)
+from ..orchestrator.compiled import RunDecision
 from ..orchestrator.flow import Flow
 from ..tracing.recorder import NullRecorder, Recorder
 from ..tracing.records import EventRecord
-from ..types import Decision, Message
 from .catalog import FLOW_PREFIX, ROUTER_PREFIX, ServedModel, build_catalog
-from .runtime import REQUEST_KEY, ObservingRecorder, RunTally, StreamPiece, run_request, stream_request
+from .runtime import REQUEST_KEY, RunIds, ServedRun, StreamPiece, stream_request
 from .schemas import ChatCompletionRequest, ChatMessage, describe_validation_error
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "FLOW_PREFIX", "LIVENESS_PATH", "ROUTER_PREFIX", "ServeConfigError",
@@ -94,11 +100,9 @@ class _HTTPError(Exception):
 
 # failures of a run, by exception type: (status, stable message, type)
 _RUN_FAILURES: tuple[tuple[type[BaseException], int, str, str], ...] = (
-    (getattr(_errors, "InputTooLargeError", _HTTPError), 413, "the input is over the flow's size limit",
-     "invalid_request_error"),
-    (getattr(_errors, "InputError", _HTTPError), 400, "the input cannot be served (not valid text)",
-     "invalid_request_error"),
-    (getattr(_errors, "BudgetExceededError", _HTTPError), 402, "the run reached its cost budget", "budget_error"),
+    (InputTooLargeError, 413, "the input is over the flow's size limit", "invalid_request_error"),
+    (InputError, 400, "the input cannot be served (not valid text)", "invalid_request_error"),
+    (BudgetExceededError, 402, "the run reached its cost budget", "budget_error"),
     (RoutingError, 502, "the router failed to choose a target", "routing_error"),
     (StepLimitError, 500, "the flow exceeded its step limit", "flow_error"),
     (TargetError, 502, "the target failed to answer", "upstream_error"),
@@ -115,27 +119,21 @@ def _run_failure(exc: BaseException) -> _HTTPError:
     return _HTTPError(status, message, type_=type_, detail=f"{type(exc).__name__}: {exc}")
 
 
-_MESSAGE_FIELDS = {f.name for f in fields(Message)}
-
-
 def _state_messages(msgs: list[ChatMessage]) -> list[dict[str, Any]]:
     out = []
     for m in msgs:
         d: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role, "content": m.text, "name": None}
-        if m.tool_call_id is not None or m.tool_calls:
-            if "tool_calls" not in _MESSAGE_FIELDS:
-                raise _HTTPError(400, "tool-call messages cannot be served by this version of the runtime")
-            if m.tool_call_id is not None:
-                d["tool_call_id"] = m.tool_call_id
-            if m.tool_calls:
-                d["tool_calls"] = tuple({"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-                                        for c in m.tool_calls)
+        if m.tool_call_id is not None:
+            d["tool_call_id"] = m.tool_call_id
+        if m.tool_calls:
+            d["tool_calls"] = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                               for c in m.tool_calls]
         out.append(d)
     return out
 
 
-def _decision_info(d: Decision) -> dict[str, Any]:
-    return {"router": d.router, "chosen": list(d.targets), "decision_id": d.decision_id,
+def _decision_info(d: RunDecision) -> dict[str, Any]:
+    return {"router": d.router, "source": d.source, "chosen": list(d.targets), "decision_id": d.decision_id,
             "scores": dict(d.scores), "rationale": d.rationale}
 
 
@@ -213,7 +211,7 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
 
     if max_body_bytes < 1:
         raise ServeConfigError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
-    rec = ObservingRecorder(recorder or NullRecorder())
+    rec = RunIds(recorder or NullRecorder())
     catalog: dict[str, ServedModel] = build_catalog(flow, rec)
     targets = dict(flow.nodes)
     app = FastAPI(title=f"crossroads: {flow.name}", version="1")
@@ -223,16 +221,16 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
     def rid_of(request: Request) -> str:
         return str(getattr(request.state, "request_id", "") or f"req_{uuid.uuid4().hex[:24]}")
 
-    def trace_error(rid: str, err: _HTTPError, tally: RunTally | None = None) -> None:
+    def trace_error(rid: str, err: _HTTPError) -> None:
         if err.status < 500 and err.detail is None:
             return
-        rec.record(EventRecord(kind="serve_error", run_id=tally.run_id if tally else None,
+        rec.record(EventRecord(kind="serve_error", run_id=rec.run_id(rid),
                                detail={"request_id": rid, "status": err.status, "message": err.message,
                                        "error": err.detail or ""}))
 
-    def error_response(request: Request, err: _HTTPError, tally: RunTally | None = None) -> JSONResponse:
+    def error_response(request: Request, err: _HTTPError) -> JSONResponse:
         rid = rid_of(request)
-        trace_error(rid, err, tally)
+        trace_error(rid, err)
         return JSONResponse(_error_body(rid, err), status_code=err.status)
 
     @app.exception_handler(_HTTPError)
@@ -299,38 +297,40 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
             metadata["user"] = req.user
         created = int(time.time())
         cid = f"chatcmpl-{rid[4:]}"
-        tally = rec.watch(rid)
+        rec.watch(rid)
+        pieces = stream_request(served.compiled, text, messages, metadata, routed=served.routed, inner=served.inner)
 
-        def extra() -> dict[str, Any]:
-            return {"run_id": tally.run_id, "served_by": list(tally.steps), "cost_usd": tally.cost_usd,
-                    "decisions": [_decision_info(d) for d in tally.decisions]}
+        def extra(run: ServedRun) -> dict[str, Any]:
+            return {"run_id": run.run_id, "served_by": run.served_by, "cost_usd": run.cost_usd,
+                    "decisions": [_decision_info(d) for d in run.decisions]}
 
-        def usage() -> dict[str, int]:
-            return {"prompt_tokens": tally.input_tokens, "completion_tokens": tally.output_tokens,
-                    "total_tokens": tally.input_tokens + tally.output_tokens}
+        def usage(run: ServedRun) -> dict[str, int]:
+            return {"prompt_tokens": run.input_tokens, "completion_tokens": run.output_tokens,
+                    "total_tokens": run.input_tokens + run.output_tokens}
 
         if not req.stream:
             try:
-                final = await run_request(served.compiled, text, messages, metadata)
+                run = ServedRun()
+                async for piece in pieces:
+                    run = piece.run or run
             except Exception as exc:
-                return error_response(request, _run_failure(exc), tally)
+                return error_response(request, _run_failure(exc))
             finally:
                 rec.release(rid)
-            msg: dict[str, Any] = {"role": "assistant", "content": final.output or ""}
-            if final.tool_calls:
-                msg["tool_calls"] = _openai_tool_calls(final.tool_calls)
+            msg: dict[str, Any] = {"role": "assistant", "content": run.output or ""}
+            if run.tool_calls:
+                msg["tool_calls"] = _openai_tool_calls(run.tool_calls)
             return {"id": cid, "object": "chat.completion", "created": created, "model": served.id,
-                    "choices": [{"index": 0, "message": msg,
-                                 "finish_reason": "tool_calls" if final.tool_calls else "stop"}],
-                    "usage": usage(), "crossroads": extra()}
+                    "choices": [{"index": 0, "message": msg, "finish_reason": "tool_calls" if run.tool_calls else "stop"}],
+                    "usage": usage(run), "crossroads": extra(run)}
 
-        pieces = stream_request(served.compiled, text, messages, metadata)
         try:  # wait for the first piece: a run that fails before any output still gets a real status code
             first = await pieces.__anext__()
         except Exception as exc:
+            response = error_response(request, _run_failure(exc))
             rec.release(rid)
             await pieces.aclose()
-            return error_response(request, _run_failure(exc), tally)
+            return response
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
@@ -343,14 +343,15 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
             role_sent = False
             try:
                 while True:
-                    if piece.final:
+                    if piece.run is not None:
+                        run = piece.run
                         delta: dict[str, Any] = {} if role_sent else {"role": "assistant", "content": ""}
-                        if piece.tool_calls:
-                            delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(_openai_tool_calls(piece.tool_calls))]
-                        yield chunk(delta, "tool_calls" if piece.tool_calls else "stop", crossroads=extra())
-                        if include_usage:
+                        if run.tool_calls:
+                            delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(_openai_tool_calls(run.tool_calls))]
+                        yield chunk(delta, "tool_calls" if run.tool_calls else "stop", crossroads=extra(run))
+                        if include_usage:  # OpenAI's stream_options.include_usage: a last chunk with no choices
                             end = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": served.id,
-                                   "choices": [], "usage": usage()}
+                                   "choices": [], "usage": usage(run)}
                             yield f"data: {json.dumps(end)}\n\n".encode()
                         break
                     if piece.text:
@@ -359,7 +360,7 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
                     piece = await pieces.__anext__()
             except Exception as exc:  # the status line is sent: report the failure as an SSE error event
                 err = _run_failure(exc)
-                trace_error(rid, err, tally)
+                trace_error(rid, err)
                 yield f"data: {json.dumps(_error_body(rid, err))}\n\n".encode()
             finally:
                 rec.release(rid)

@@ -39,6 +39,10 @@ class ServedModel:
     """Every target a request to this model may reach (what its generation parameters must suit)."""
     description: str = ""
     candidates: tuple[str, ...] = ()
+    routed: frozenset[str] = frozenset()
+    """Nodes with a route out: their output is the answer only if their router then chooses END."""
+    inner: frozenset[str] = frozenset()
+    """Nodes with a fixed edge to another node: their output is never the answer."""
 
     def unsupported(self, params: Iterable[str]) -> dict[str, list[str]]:
         """For each requested generation parameter some reachable target cannot honour: those targets."""
@@ -101,5 +105,7 @@ def build_catalog(flow: Flow, recorder: Recorder) -> dict[str, ServedModel]:
                                    tuple(route.candidates))
     fid = f"{FLOW_PREFIX}{flow.name}"
     reach_all = tuple(flow.nodes.values())
-    catalog[fid] = ServedModel(fid, "flow", compile_(flow), reach_all, flow.description or f"the whole flow {flow.name!r}")
+    catalog[fid] = ServedModel(fid, "flow", compile_(flow), reach_all, flow.description or f"the whole flow {flow.name!r}",
+                               routed=frozenset(s for s in flow.routes if s != START),
+                               inner=frozenset(s for s, d in flow.edges.items() if s != START and d != END))
     return catalog

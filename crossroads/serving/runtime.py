@@ -1,116 +1,57 @@
-"""Running one served request through a compiled flow, whole or as a token stream.
+"""Running one served request through a compiled flow's own streaming API.
 
-What a reply needs beyond the output (the decisions, the calls' token counts, which targets answered)
-is read from the records the runtime itself emits, through :class:`ObservingRecorder`: serving keeps
-no second copy of routing or recording.
+Every request, streamed or not, is one :meth:`~crossroads.orchestrator.CompiledFlow.astream_chunks`
+run: decisions, token deltas and the final usage come from the runtime, so serving keeps no copy of
+routing, validation or recording. :class:`RunIds` only notes which run a request started (from the
+run's own start record), so a failed request's error id leads to its trace.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..orchestrator.compiled import CompiledFlow
+from ..orchestrator.compiled import CompiledFlow, RunDecision
 from ..tracing.recorder import Recorder
-from ..tracing.records import (
-    CallRecord,
-    DecisionRecord,
-    EventRecord,
-    RunEnd,
-    RunStart,
-    StepRecord,
-    TraceRecord,
-)
-from ..types import CallUsage, Decision
+from ..tracing.records import RunStart, TraceRecord
+from ..types import END
 
-__all__ = ["ObservingRecorder", "RunTally", "StreamPiece", "run_request", "stream_request"]
+__all__ = ["REQUEST_KEY", "RunIds", "ServedRun", "StreamPiece", "stream_request"]
 
 REQUEST_KEY = "request_id"
 """Run-metadata key carrying the served request's id (also the error id of a failed request)."""
 
 
-@dataclass
-class RunTally:
-    """What the runtime recorded for one served request's run."""
-
-    run_id: str | None = None
-    decisions: list[Decision] = field(default_factory=list)
-    calls: list[CallUsage] = field(default_factory=list)
-    events: list[EventRecord] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    """Nodes that ran and succeeded, in order."""
-    error: str | None = None
-
-    @property
-    def input_tokens(self) -> int:
-        return sum(c.input_tokens for c in self.calls)
-
-    @property
-    def output_tokens(self) -> int:
-        return sum(c.output_tokens for c in self.calls)
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(c.cost_usd for c in self.calls) + sum(d.cost_usd for d in self.decisions)
-
-
-class ObservingRecorder:
-    """A :class:`~crossroads.tracing.Recorder` that passes every record on and lets the server see the
-    records of the runs it is watching (matched by the request id in the run's metadata)."""
+class RunIds:
+    """A :class:`~crossroads.tracing.Recorder` passing every record on, noting the run id of each watched request."""
 
     def __init__(self, inner: Recorder) -> None:
         self.inner = inner
         self._lock = threading.Lock()
-        self._by_request: dict[str, RunTally] = {}
-        self._by_run: dict[str, RunTally] = {}
+        self._runs: dict[str, str | None] = {}
 
-    def watch(self, request_id: str) -> RunTally:
-        tally = RunTally()
+    def watch(self, request_id: str) -> None:
         with self._lock:
-            self._by_request[request_id] = tally
-        return tally
+            self._runs[request_id] = None
 
-    def release(self, request_id: str) -> None:
+    def release(self, request_id: str) -> str | None:
+        """Stop watching; the run id the request started, if any."""
         with self._lock:
-            tally = self._by_request.pop(request_id, None)
-            if tally is not None and tally.run_id is not None:
-                self._by_run.pop(tally.run_id, None)
+            return self._runs.pop(request_id, None)
+
+    def run_id(self, request_id: str) -> str | None:
+        return self._runs.get(request_id)
 
     def record(self, item: TraceRecord) -> None:
-        self._observe(item)
-        self.inner.record(item)
-
-    def _observe(self, item: TraceRecord) -> None:
         if isinstance(item, RunStart):
             rid = (item.metadata or {}).get(REQUEST_KEY)
-            if rid is None:
-                return
-            with self._lock:
-                tally = self._by_request.get(rid)
-                if tally is not None:
-                    tally.run_id = item.run_id
-                    self._by_run[item.run_id] = tally
-            return
-        run_id = getattr(item, "run_id", None)
-        if run_id is None:
-            return
-        tally = self._by_run.get(run_id)
-        if tally is None:
-            return
-        if isinstance(item, DecisionRecord):
-            tally.decisions.append(item.decision)
-        elif isinstance(item, CallRecord):
-            tally.calls.append(item.usage)
-        elif isinstance(item, StepRecord):
-            if item.status == "succeeded":
-                tally.steps.append(item.node)
-        elif isinstance(item, EventRecord):
-            tally.events.append(item)
-        elif isinstance(item, RunEnd) and item.error:
-            tally.error = item.error
+            if rid is not None:
+                with self._lock:
+                    if rid in self._runs:
+                        self._runs[rid] = item.run_id
+        self.inner.record(item)
 
     def flush(self) -> None:
         self.inner.flush()
@@ -119,41 +60,80 @@ class ObservingRecorder:
         self.inner.close()
 
 
-@dataclass(frozen=True)
-class StreamPiece:
-    """A text delta of the answer, or (``final`` set) the end of the run with its output."""
+@dataclass
+class ServedRun:
+    """What a finished run gives the reply."""
 
-    text: str = ""
-    final: bool = False
+    run_id: str = ""
     output: str | None = None
+    decisions: tuple[RunDecision, ...] = ()
+    served_by: list[str] = field(default_factory=list)
+    """Targets that produced output, in order (fan-out branches and the merge included)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
     tool_calls: tuple[Mapping[str, Any], ...] = ()
 
 
-def _state_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [dict(m) for m in messages]
+@dataclass(frozen=True)
+class StreamPiece:
+    """A text delta of the answer, or (``run`` set) the end of the run."""
+
+    text: str = ""
+    run: ServedRun | None = None
 
 
-async def run_request(compiled: CompiledFlow, text: str, messages: Sequence[Mapping[str, Any]],
-                      metadata: Mapping[str, Any]) -> StreamPiece:
-    """Run the flow to the end on a chat request; the final piece carries the output."""
-    # TODO(merge): switch to the public API (CompiledFlow.ainvoke with the request's messages) once the
-    # orchestrator's message-history input lands; until then the run is started with the runtime's own
-    # bookkeeping (_start/_failure_recorded/_finish) and the request's whole conversation as its messages.
-    run_id, payload, cfg = compiled._start(text, None, metadata, None)
-    payload["messages"] = _state_messages(messages)
-    with compiled._failure_recorded(run_id):
-        final = await compiled.graph.ainvoke(payload, cfg)
-    result = compiled._finish(run_id, cfg["configurable"]["thread_id"], final)
-    last = (result.state.get("messages") or [{}])[-1]
-    return StreamPiece(final=True, output=result.output, tool_calls=tuple(last.get("tool_calls") or ()))
+def _tool_calls(state: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    msgs = state.get("messages") or []
+    if not msgs:
+        return ()
+    from ..agents.lc import from_lc_message
+
+    return tuple(from_lc_message(msgs[-1]).tool_calls)
 
 
 async def stream_request(compiled: CompiledFlow, text: str, messages: Sequence[Mapping[str, Any]],
-                         metadata: Mapping[str, Any]) -> AsyncGenerator[StreamPiece, None]:
-    """Run the flow, yielding the answer's text deltas as model targets produce them, then the final piece."""
-    # TODO(merge): relay CompiledFlow.astream_chunks (orchestrator/streaming.py StreamChunk) when it lands.
-    final = await run_request(compiled, text, messages, metadata)
-    if final.output:
-        yield StreamPiece(text=final.output)
-    await asyncio.sleep(0)
-    yield final
+                         metadata: Mapping[str, Any], *, routed: frozenset[str] = frozenset(),
+                         inner: frozenset[str] = frozenset()) -> AsyncGenerator[StreamPiece, None]:
+    """Run the flow on a chat request: the answer's text deltas as targets produce them, then a last
+    piece with the run.
+
+    Only the answer is relayed: a fan-out branch's deltas are not (the merge's are), nor those of an
+    ``inner`` node (one with a fixed edge to another node). A ``routed`` node's deltas (its router may
+    end the run or go on) are held until its decision: relayed if it chose ``END``, dropped otherwise.
+    """
+    run = ServedRun()
+    held: dict[str, list[str]] = {}
+    sent: list[str] = []
+    async for chunk in compiled.astream_chunks(text, metadata=metadata, messages=messages):
+        if chunk.kind == "token":
+            node = chunk.node or ""
+            if node and node not in run.served_by:
+                run.served_by.append(node)
+            if not chunk.delta or chunk.branch or node in inner:
+                continue
+            if node in routed:
+                held.setdefault(node, []).append(chunk.delta)
+                continue
+            sent.append(chunk.delta)
+            yield StreamPiece(text=chunk.delta)
+        elif chunk.kind == "decision" and chunk.decision is not None:
+            pending = held.pop(chunk.decision.source, [])
+            if pending and END in chunk.decision.targets:
+                sent.extend(pending)
+                yield StreamPiece(text="".join(pending))
+        elif chunk.kind == "end":
+            result = chunk.result
+            run.run_id = chunk.run_id
+            run.output = chunk.output
+            if result is not None:
+                run.decisions = result.decisions
+                run.tool_calls = _tool_calls(result.state)
+            if chunk.usage is not None:
+                run.input_tokens = chunk.usage.input_tokens
+                run.output_tokens = chunk.usage.output_tokens
+                run.cost_usd = chunk.usage.cost_usd
+    streamed = "".join(sent)
+    if run.output and streamed != run.output and run.output.startswith(streamed):
+        yield StreamPiece(text=run.output[len(streamed):])  # e.g. a target that produced no delta
+    yield StreamPiece(run=run)
