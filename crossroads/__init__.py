@@ -57,6 +57,10 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         get_router_class,
         register_router,
     )
+    from .routers.llm_base import LLMRouter
+    from .routers.reasoning import ReasoningRouter
+    from .routers.rewards import agent_selection_reward, router_r1_reward
+    from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -88,6 +92,10 @@ _EXPORTS = {
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
+    "routers.llm_base": ["LLMRouter"],
+    "routers.reasoning": ["ReasoningRouter"],
+    "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
+    "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
@@ -133,6 +141,7 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
     "MemoryRecorder",
@@ -145,6 +154,7 @@ __all__ = [
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
+    "ReasoningRouter",
     "RecordedOutcomes",
     "Recorder",
     "ReplayModel",
@@ -152,6 +162,7 @@ __all__ = [
     "RouteContext",
     "Router",
     "RouterOutputError",
+    "RouterR1Router",
     "RoutingError",
     "RulesRouter",
     "RunEvent",
@@ -173,6 +184,7 @@ __all__ = [
     "UnknownRouterError",
     "UnknownTargetError",
     "agent",
+    "agent_selection_reward",
     "available_routers",
     "create_router",
     "get_router_class",
@@ -180,5 +192,7 @@ __all__ = [
     "load_flow",
     "model",
     "register_router",
+    "router_r1_agent",
+    "router_r1_reward",
     "tool",
 ]
