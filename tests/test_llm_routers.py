@@ -116,6 +116,29 @@ def test_tool_call_arguments_are_parsed() -> None:
     assert d.targets == ("faq",)
 
 
+def test_trace_show_renders_reasoning_and_router_call(tmp_path: Any) -> None:
+    from rich.console import Console
+
+    from crossroads._render import render_run
+    from crossroads.tracing import SQLRecorder, TraceStore
+
+    out = json.dumps({"reasoning": "a refund is a billing matter", "agents": ["billing"]})
+    db = str(tmp_path / "t.db")
+    with ScriptedOpenAIServer(reply=_reply(out)) as srv:
+        flow = Flow("show")
+        for c in CARDS:
+            flow.add(_echo_agent(c.name))
+        flow.route(START, ReasoningRouter(model=_model(srv), label="triage"), candidates=[c.name for c in CARDS])
+        rec = SQLRecorder(db)
+        res = flow.compile(recorder=rec).invoke("refund please")
+        rec.close()
+    console = Console(record=True, width=250)
+    console.print(render_run(TraceStore(db).get_run(res.run_id)))
+    text = console.export_text()
+    assert "rationale: a refund is a billing matter" in text
+    assert "router call router:triage model=openai/router-llm  tokens 11→" in text
+
+
 def test_garbled_then_reask_succeeds() -> None:
     good = json.dumps({"reasoning": "refund", "agents": ["billing"]})
     with ScriptedOpenAIServer(reply=_reply("I think billing handles it", good)) as srv:
@@ -301,8 +324,8 @@ def test_router_r1_multi_round_scripted_policy_and_two_pool_models() -> None:
     expected = 3 * 11 / 1e6 + policy_out * 2 / 1e6 + 11 * 1 / 1e6 + 11 * 10 / 1e6
     assert top.decision.cost_usd == pytest.approx(expected)
     calls = rec.of_type(CallRecord)
-    assert sorted(c.usage.target for c in calls if c.step_id is None) == ["cheap", "router:r1", "router:r1",
-                                                                          "router:r1", "strong"]
+    assert sorted(c.usage.target for c in calls if c.step_id == top.decision.decision_id) == [
+        "cheap", "router:r1", "router:r1", "router:r1", "strong"]
 
 
 def test_router_r1_budget_stops_and_max_rounds() -> None:
@@ -448,3 +471,81 @@ def test_local_reasoning_router_grammar_output() -> None:
     assert sum(d.scores.values()) == pytest.approx(1.0)
     call = d.metadata["router_calls"][0]
     assert call["input_tokens"] > 50 and call["output_tokens"] > 3
+
+
+# -- eval glue (through the router protocol) ------------------------------------------------------------------
+
+class _HashEmbedder:
+    """Deterministic bag-of-words vectors (the eval glue only needs *an* embedder here)."""
+
+    def embed(self, texts: Any) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, sum(map(ord, w)) % 64] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def embed_one(self, text: str) -> Any:
+        return self.embed([text])[0]
+
+
+def test_reasoning_eval_metrics_hand_computed() -> None:
+    from crossroads.evals.agent_selection import IntentData
+    from crossroads.evals.llm_routers import evaluate_reasoning_router
+
+    train = IntentData(["pay bill", "pay invoice", "app crash", "app error", "hello there", "weather"],
+                       ["d:billing", "d:billing", "d:tech", "d:tech", "d:faq", "oos"])
+    test = IntentData(["refund", "crash", "hi", "rain"], ["d:billing", "d:tech", "d:faq", "oos"])
+    # the LLM always answers [tech, billing]
+    router = ReasoningRouter(model=FunctionModel(lambda m: '{"reasoning": "r", "agents": ["d:tech", "d:billing"]}'),
+                             out_of_scope="oos", k=2)
+    m = evaluate_reasoning_router(train, test, {"samples": 4}, _HashEmbedder(), router=router)
+    assert m["n_sampled"] == 4
+    assert m["top1_accuracy"] == 0.25  # only "crash" -> d:tech is right at rank 1
+    assert m["set_accuracy"] == 0.5  # billing and tech rows hit the set
+    assert m["mean_set_size"] == 2.0 and m["oos_recall"] == 0.0
+    assert m["chance_top1"] == 0.25 and m["garbled_rate"] == 0.0
+    assert m["shortlist_recall_at_m"] is None  # no shortlist configured
+
+
+def test_router_r1_eval_quality_and_cost_hand_computed() -> None:
+    import numpy as np
+
+    from crossroads.evals.llm_routers import evaluate_router_r1
+    from crossroads.evals.query_routing import QueryData
+
+    models = ["cheap", "strong"]
+    Y = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], dtype=np.float32)
+    C = np.array([[1.0, 10.0], [2.0, 20.0], [1.0, 10.0]])
+    train = QueryData(["a", "b", "c"], ["t"] * 3, models, np.zeros((3, 2)), Y, C)
+    test = QueryData(["q1", "q2", "q3"], ["t"] * 3, models, np.zeros((3, 2)), Y, C)
+
+    def policy(msgs: Any) -> str:  # one route to cheap, then answer
+        return "<answer>x</answer>" if msgs[-1].content.startswith("<information>") else "<search>cheap: q</search>"
+
+    pool = {"cheap": FunctionModel(lambda m: "c"), "strong": FunctionModel(lambda m: "s")}
+    router = RouterR1Router(model=FunctionModel(policy), pool=pool)
+
+    class Prices:
+        prices = {"cheap": CostModel(input_per_mtok=1), "strong": CostModel(input_per_mtok=10)}
+
+    m = evaluate_router_r1(train, test, Prices(), {"samples": 3}, router=router)
+    assert m["best_quality"] == pytest.approx(1 / 3)  # Y[:, cheap] = 0, 1, 0
+    # cost: cheap's recorded prompt price (1 + 2 + 1) over the best single model's (strong: 10 + 20 + 10)
+    assert m["best_quality_cost"] == pytest.approx(4 / 40)
+    assert m["sample_best_single_quality"] == pytest.approx(2 / 3) and m["sample_oracle_quality"] == pytest.approx(2 / 3)
+    assert m["mean_rounds"] == 2.0 and m["mean_models_consulted"] == 1.0 and m["stopped_by"] == {"answer": 3}
+
+
+def test_suite_skips_slow_entries_unless_asked(tmp_path: Any) -> None:
+    from crossroads.evals.suite import run_suite
+
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\nkind: tool_graph\ndata: {dataset: 'builtin:self-healing-19', limit: 10}\nrouters:\n"
+                 "  - {name: st, type: static}\n  - {name: sh, type: self_healing, slow: true}\n")
+    res = run_suite(p, include_slow=False)
+    assert res.results["skipped_slow"] == ["sh"] and set(res.results["routers"]) == {"st"}
+    res = run_suite(p, include_slow=True)
+    assert "skipped_slow" not in res.results and set(res.results["routers"]) == {"st", "sh"}

@@ -403,11 +403,13 @@ class LLMRouter(UsesEmbedder, Router):
 
 def decision_trace_records(decision: Decision, *, run_id: str, source: str) -> list[TraceRecord]:
     """Calls (``metadata["router_calls"]``), ``routing_error`` events (``metadata["routing_errors"]``)
-    and sub-decisions (``metadata["rounds"]``, Router-R1) of an LLM router's decision as trace records."""
+    and sub-decisions (``metadata["rounds"]``, Router-R1) of an LLM router's decision as trace records.
+
+    A router's call carries its decision's id in ``step_id`` (the decision is the step it belongs to)."""
     out: list[TraceRecord] = []
     meta = decision.metadata
     for c in meta.get("router_calls") or ():
-        out.append(CallRecord(run_id=run_id, usage=CallUsage(
+        out.append(CallRecord(run_id=run_id, step_id=decision.decision_id, usage=CallUsage(
             target=c["target"], kind=TargetKind(c.get("kind", "model")), model=c.get("model"),
             input_tokens=c["input_tokens"], output_tokens=c["output_tokens"], cost_usd=c["cost_usd"],
             latency_ms=c["latency_ms"], error=c.get("error"))))
