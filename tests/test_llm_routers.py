@@ -263,7 +263,7 @@ def test_shortlist_keeps_the_right_cards_and_reports_it() -> None:
     descs = ["refunds invoices charges", "software crashes and errors", "general questions", "weather forecasts",
              "songs and playlists", "recipes and cooking", "flights and hotels", "football scores", "headlines",
              "tell a joke"]
-    cands = tuple(TargetInfo(name=n, description=d) for n, d in zip(names, descs))
+    cands = tuple(TargetInfo(name=n, description=d) for n, d in zip(names, descs, strict=True))
     seen: dict[str, Any] = {}
 
     def fn(msgs: Any) -> str:
