@@ -47,7 +47,7 @@ class ScriptedOpenAIServer:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` with scripted failures."""
 
     def __init__(self, script: Iterable[str] = (), *, default: str = "ok", hang_s: float = 5.0,
-                 reply: Callable[[list[dict[str, Any]]], str] = _echo, model_names: Iterable[str] = ("fake",)) -> None:
+                 reply: Callable[[list[dict[str, Any]]], Any] = _echo, model_names: Iterable[str] = ("fake",)) -> None:
         self.script: deque[str] = deque(script)
         self.default = default
         self.hang_s = hang_s
@@ -108,15 +108,22 @@ class ScriptedOpenAIServer:
                 if mode == "garbage":
                     self._send(200, b'{"id": "x", "choices": [ {"message": tru')
                     return
-                text = outer.reply(payload.get("messages", []))
+                reply = outer.reply(payload.get("messages", []))
+                # a reply may be a dict: {"content": ..., "tool_calls": [{"id", "name", "arguments"}]}
+                tool_calls = reply.get("tool_calls") if isinstance(reply, dict) else None
+                text = (reply.get("content") or "") if isinstance(reply, dict) else reply
                 model = payload.get("model", "fake")
                 if payload.get("stream"):
                     self._stream(text, model, drop=(mode == "drop"))
                     return
                 body = {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
+                    "choices": [{"index": 0, "finish_reason": "tool_calls" if tool_calls else "stop",
+                                 "message": {"role": "assistant", "content": text,
+                                             **({"tool_calls": [
+                                                 {"id": c["id"], "type": "function",
+                                                  "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                                 for c in tool_calls]} if tool_calls else {})}}],
                     "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())},
                 }
                 self._send(200, json.dumps(body).encode())

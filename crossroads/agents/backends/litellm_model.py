@@ -33,8 +33,18 @@ def _litellm() -> Any:
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """crossroads messages → OpenAI chat messages."""
-    return [{"role": m.role, "content": m.content} for m in messages]
+    """crossroads messages → OpenAI chat messages (tool calls and tool results included)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if getattr(m, "tool_calls", None):
+            d["tool_calls"] = [{"id": c.get("id"), "type": "function",
+                                "function": {"name": c.get("name"), "arguments": c.get("arguments") or "{}"}}
+                               for c in m.tool_calls]
+        if getattr(m, "tool_call_id", None):
+            d["tool_call_id"] = m.tool_call_id
+        out.append(d)
+    return out
 
 
 def _tool_calls(message: Any) -> tuple[dict[str, Any], ...]:
