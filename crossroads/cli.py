@@ -355,6 +355,7 @@ def eval_run(
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
+    slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
 ) -> None:
     """Run SUITE, store the results with config, code version and data hashes, and write a report."""
     from rich.progress import Progress
@@ -367,7 +368,8 @@ def eval_run(
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
-        result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"))
+        result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
+                           include_slow=slow or None)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}
