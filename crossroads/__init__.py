@@ -67,6 +67,10 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         get_router_class,
         register_router,
     )
+    from .routers.llm_base import LLMRouter
+    from .routers.reasoning import ReasoningRouter
+    from .routers.rewards import agent_selection_reward, router_r1_reward
+    from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -105,6 +109,10 @@ _EXPORTS = {
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
+    "routers.llm_base": ["LLMRouter"],
+    "routers.reasoning": ["ReasoningRouter"],
+    "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
+    "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
@@ -151,6 +159,7 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
     "MemoryRecorder",
@@ -163,6 +172,7 @@ __all__ = [
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
+    "ReasoningRouter",
     "RecordedOutcomes",
     "Recorder",
     "ReplayModel",
@@ -170,6 +180,7 @@ __all__ = [
     "RouteContext",
     "Router",
     "RouterOutputError",
+    "RouterR1Router",
     "RoutingError",
     "RulesRouter",
     "RunEvent",
@@ -194,6 +205,7 @@ __all__ = [
     "UnknownRouterError",
     "UnknownTargetError",
     "agent",
+    "agent_selection_reward",
     "available_routers",
     "create_router",
     "get_router_class",
@@ -203,6 +215,8 @@ __all__ = [
     "model",
     "optional_backend_available",
     "register_router",
+    "router_r1_agent",
+    "router_r1_reward",
     "tool",
     "BudgetExceededError",
     "InputError",

@@ -177,12 +177,15 @@ def serve(
     flow: str = typer.Argument(..., help="A YAML flow file or 'package.module:flow' whose targets and routers to serve."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; non-loopback needs an API key."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
-    db: Optional[str] = DbOption,
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
+    db: str | None = DbOption,
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
+    max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1,
+                                       help="Largest request body accepted; larger ones get HTTP 413."),
 ) -> None:
-    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (with streaming); each
-    router of FLOW is the virtual model router:<name>."""
+    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
+    Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
+    With --api-key-env every endpoint but /livez needs 'Authorization: Bearer <key>'."""
     from .orchestrator.config import load_flow
     from .serving import ServeConfigError, build_app, check_bind
     from .tracing import NullRecorder, SQLRecorder
@@ -199,9 +202,9 @@ def serve(
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
     f = load_flow(flow)
     recorder = NullRecorder() if no_trace else SQLRecorder(db)
-    application = build_app(f, recorder=recorder, api_key=key)
-    names = [*f.nodes, *(f"router:{r.router.label}" for r in f.routes.values())]
-    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}")
+    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes)
+    names = list(application.fastapi.state.catalog)
+    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning")
     finally:
@@ -352,6 +355,7 @@ def eval_run(
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
+    slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
 ) -> None:
     """Run SUITE, store the results with config, code version and data hashes, and write a report."""
     from rich.progress import Progress
@@ -364,7 +368,8 @@ def eval_run(
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
-        result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"))
+        result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
+                           include_slow=slow or None)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}

@@ -262,6 +262,7 @@ def make_decide(
     names = tuple(i.name for i in infos)
     health = LazyHealth(health_of)
     tracing = not isinstance(recorder, NullRecorder)
+    side_records = getattr(router, "trace_records", None)
 
     def context_of(state: Mapping[str, Any]) -> RouteContext:
         return RouteContext(
@@ -309,6 +310,9 @@ def make_decide(
         if run_id and tracing:
             recorder.record(DecisionRecord(run_id=run_id, source=source, decision=decision,
                                            query=ctx.query, step_index=ctx.step))
+            if side_records is not None:  # an LLM router's own calls, routing errors and sub-decisions
+                for rec in side_records(decision, run_id=run_id, source=source):
+                    recorder.record(rec)
         if state.get("steps", 0) >= max_steps and any(t != END for t in decision.targets):
             raise StepLimitError(
                 f"run reached max_steps={max_steps} at the route from {source!r}; raise max_steps or "
