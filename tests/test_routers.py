@@ -54,7 +54,8 @@ def trained_files(tmp_path_factory):
     import numpy as np
 
     from crossroads.agents.embeddings import default_embedder
-    from crossroads.routers.learned import ClassifierRouter, LearnedRouter, SoftmaxClassifier
+    from crossroads.routers.intent import ClassifierRouter, SoftmaxClassifier
+    from crossroads.routers.learned import LearnedRouter
 
     d = tmp_path_factory.mktemp("trained")
     texts = [t for ts in UTTERANCES.values() for t in ts]

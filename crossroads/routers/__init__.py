@@ -4,19 +4,23 @@ from .base import Router
 from .registry import available_routers, create_router, get_router_class, register_router
 from .human import HumanRouter
 from .pheromone import PheromoneRouter
-from .learned import ClassifierRouter, LearnedRouter, TrainedRouter
+from .intent import CentroidRouter, ClassifierRouter, KNNIntentRouter, NearestRouter
+from .learned import LearnedRouter, TrainedRouter
 from .rules import RulesRouter
 from .self_healing import SelfHealingRouter
 from .semantic import SemanticRouter
 from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
 
 __all__ = [
+    "CentroidRouter",
     "CheapestRouter",
     "ClassifierRouter",
     "FixedRouter",
     "HumanRouter",
+    "KNNIntentRouter",
     "LearnedRouter",
     "MostCapableRouter",
+    "NearestRouter",
     "PheromoneRouter",
     "RandomRouter",
     "Router",
