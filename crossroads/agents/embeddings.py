@@ -176,6 +176,8 @@ class MiniLMEmbedder:
         self._tok.enable_truncation(MAX_SEQ_LENGTH)
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
         self._probe = tokenizers.Tokenizer.from_file(str(_TOKENIZER))  # no truncation, no padding: for cutting
+        self._probe.no_truncation()
+        self._probe.no_padding()
         self._max_word = int(getattr(self._probe.model, "max_input_chars_per_word", 100))
         self.batch_size = batch_size
         self.progress = progress

@@ -200,7 +200,7 @@ class IntentRouter(UsesEmbedder, Router):
             raise RoutingError(f"router {self.label!r} was trained on agents {', '.join(self.agents[:5])}...; it knows "
                                f"none of the candidates {', '.join(ctx.candidate_names)} (retrain with them)",
                                router=self.label, candidates=ctx.candidate_names)
-        scores = {c: float(row[self._col[c]]) if c in self._col else float("-inf") for c in names}
+        scores = {c: float(row[self._col[c]]) if c in self._col else -1.0 for c in names}  # -1: below any score
         for c in known:  # steer away from down targets unless all are down
             if not ctx.health_of(c).available and any(ctx.health_of(o).available for o in known):
                 scores[c] -= 2.0
@@ -209,7 +209,7 @@ class IntentRouter(UsesEmbedder, Router):
         confidence = scores[best]
         meta: dict[str, Any] = {"confidence": confidence}
         if self.fallback is not None and self.fallback in ctx.candidate_names:
-            scores[self.fallback] = self.threshold if self.threshold is not None else float("-inf")
+            scores[self.fallback] = self.threshold if self.threshold is not None else -1.0
             if self.out_of_scope(confidence):
                 return Decision(targets=(self.fallback,), scores=scores, router=self.label, metadata=meta,
                                 rationale=f"out of scope: best {best!r} {confidence:.3f} < threshold {self.threshold}")
