@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
+    from .agents import (
+        ChatModel,
+        FunctionModel,
+        HealthTracker,
+        ModelResponse,
+        Target,
+        agent,
+        llm_agent,
+        model,
+        tool,
+    )
     from .agents.backends import (
         AllModelsFailedError,
         LiteLLMModel,
@@ -23,26 +34,37 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         ReplayModel,
         ResilientModel,
     )
+    from .agents.backends.optional import missing_backend_note, optional_backend_available
     from .agents.embeddings import MiniLMEmbedder
-    from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
+    from .agents.lc import LangChainChatModel
     from .errors import (
+        BudgetExceededError,
         ConfigError,
         CrossroadsError,
         FeedbackError,
         FlowError,
+        InputError,
+        InputTooLargeError,
         RouterOutputError,
         RoutingError,
         StepLimitError,
         TargetError,
+        ThreadFinishedError,
         TraceSchemaVersionError,
         TraceStoreCorruptError,
         TraceStoreError,
+        TraceStoreForeignError,
+        TraceStoreLockedError,
+        TraceStoreReadOnlyError,
         UnknownNameError,
         UnknownRouterError,
         UnknownTargetError,
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
+    from .orchestrator.compiled import RunDecision
     from .orchestrator.config import load_flow
+    from .orchestrator.state import FlowState, FlowStateModel
+    from .orchestrator.streaming import StreamChunk, StreamUsage
     from .routers import (
         CheapestRouter,
         FixedRouter,
@@ -66,6 +88,10 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         load_intent_router,
         train_intent_router,
     )
+    from .routers.llm_base import LLMRouter
+    from .routers.reasoning import ReasoningRouter
+    from .routers.rewards import agent_selection_reward, router_r1_reward
+    from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -83,25 +109,38 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         TargetKind,
         TargetRequest,
         TargetResult,
+        run_cost,
     )
 
 _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
     "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
                         "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
     "agents.embeddings": ["MiniLMEmbedder"],
     "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
-               "UnknownNameError", "UnknownRouterError", "UnknownTargetError"],
+               "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
+               "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
+    "orchestrator.compiled": ["RunDecision"],
+    "orchestrator.state": ["FlowState", "FlowStateModel"],
+    "orchestrator.streaming": ["StreamChunk", "StreamUsage"],
+    "agents.lc": ["LangChainChatModel"],
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
     "routers.intent": ["CentroidRouter", "ClassifierRouter", "KNNIntentRouter", "NearestRouter", "calibrate_oos_threshold",
                        "load_intent_router", "train_intent_router"],
+    "routers.llm_base": ["LLMRouter"],
+    "routers.reasoning": ["ReasoningRouter"],
+    "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
+    "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
-              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
+              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
+              "run_cost"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 
@@ -147,6 +186,7 @@ __all__ = [
     "HealthTracker",
     "HumanRouter",
     "KNNIntentRouter",
+    "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
     "MemoryRecorder",
@@ -160,6 +200,7 @@ __all__ = [
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
+    "ReasoningRouter",
     "RecordedOutcomes",
     "Recorder",
     "ReplayModel",
@@ -167,6 +208,7 @@ __all__ = [
     "RouteContext",
     "Router",
     "RouterOutputError",
+    "RouterR1Router",
     "RoutingError",
     "RulesRouter",
     "RunEvent",
@@ -184,10 +226,14 @@ __all__ = [
     "TraceStore",
     "TraceStoreCorruptError",
     "TraceStoreError",
+    "TraceStoreForeignError",
+    "TraceStoreLockedError",
+    "TraceStoreReadOnlyError",
     "UnknownNameError",
     "UnknownRouterError",
     "UnknownTargetError",
     "agent",
+    "agent_selection_reward",
     "available_routers",
     "calibrate_oos_threshold",
     "create_router",
@@ -195,8 +241,23 @@ __all__ = [
     "llm_agent",
     "load_flow",
     "load_intent_router",
+    "missing_backend_note",
     "model",
+    "optional_backend_available",
     "register_router",
+    "router_r1_agent",
+    "router_r1_reward",
     "tool",
     "train_intent_router",
+    "BudgetExceededError",
+    "InputError",
+    "InputTooLargeError",
+    "ThreadFinishedError",
+    "RunDecision",
+    "FlowState",
+    "FlowStateModel",
+    "StreamChunk",
+    "StreamUsage",
+    "LangChainChatModel",
+    "run_cost",
 ]

@@ -231,8 +231,8 @@ def test_suite_scores_the_router_object_a_flow_loads(tmp_path, embedder):
                  ("play some jazz music", "oos"), ("the software quits by itself", "tech:crash")] * 4
     val = [("can i get a refund", "shop:refund"), ("the app stopped working and closed", "tech:crash"),
            ("how hot will it be today", "travel:weather"), ("book me a table for two", "oos"), ("what is your name", "oos")]
-    fit = IntentData(*map(list, zip(*TRAIN[:16])))
-    data = SelectionData(fit, IntentData(*map(list, zip(*val))), IntentData(*map(list, zip(*test_rows))), "hand-made")
+    fit = IntentData(*map(list, zip(*TRAIN[:16], strict=True)))
+    data = SelectionData(fit, IntentData(*map(list, zip(*val, strict=True))), IntentData(*map(list, zip(*test_rows, strict=True))), "hand-made")
     res = evaluate_agent_routers(data, [("c", "centroid", {"oos_precision_target": 0.5})], embedder, bootstrap=0,
                                  latency_samples=6)
     m = res["routers"]["c"]
@@ -244,7 +244,7 @@ def test_suite_scores_the_router_object_a_flow_loads(tmp_path, embedder):
     loaded = create_router("centroid", {"path": str(r.save(tmp_path / "c.npz")), "embedder": embedder})
     cands = tuple(TargetInfo(name=n) for n in ["shop:refund", "tech:crash", "travel:weather", "oos"])
     chosen = [loaded.route(RouteContext(query=q, candidates=cands)).targets[0] for q, _ in test_rows]
-    top1 = sum(c == g for c, (_, g) in zip(chosen, test_rows)) / len(test_rows)
+    top1 = sum(c == g for c, (_, g) in zip(chosen, test_rows, strict=True)) / len(test_rows)
     assert top1 == pytest.approx(m["top1_accuracy"])
     assert chosen[:2] == ["shop:refund", "tech:crash"]
 
@@ -257,7 +257,7 @@ def test_latency_queries_are_drawn_across_the_test_set(tmp_path, embedder):
     )
 
     texts = [t for t, _ in TRAIN[:12]]
-    labels = [l for _, l in TRAIN[:12]]
+    labels = [lab for _, lab in TRAIN[:12]]
     fit = IntentData(texts, labels)
     test = IntentData(texts * 5, labels * 5)  # 60 rows, grouped by agent in blocks
     seen: list[str] = []

@@ -8,7 +8,6 @@ import pytest
 from crossroads import ConfigError
 
 
-
 @pytest.fixture(scope="module")
 def embedder():  # the model loads in seconds; tests that only need it once share it
     from crossroads.agents.embeddings import MiniLMEmbedder

@@ -251,7 +251,7 @@ class MiniLMEmbedder:
             vecs = self._encode([texts[i] for i in idx])
             out[idx] = vecs
             if self.cache is not None:
-                self.cache.put_many([(keys[i], v.tobytes()) for i, v in zip(idx, vecs)])
+                self.cache.put_many([(keys[i], v.tobytes()) for i, v in zip(idx, vecs, strict=True)])
             if report is not None:
                 report(s + len(idx), len(todo))
         for i, j in dupes:

@@ -76,7 +76,7 @@ class IntentData:
 
     @property
     def n_oos(self) -> int:
-        return sum(1 for l in self.labels if l == OOS)
+        return sum(1 for lab in self.labels if lab == OOS)
 
 
 @dataclass
@@ -209,8 +209,8 @@ def _is_clinc(path: Path) -> bool:
 def stratified_split(data: IntentData, fraction: float, seed: int) -> tuple[IntentData, IntentData]:
     """A seeded per-label hold-out: (rest, held) with ``round(fraction * n_label)`` (at least 1) held per label."""
     by: dict[str, list[int]] = defaultdict(list)
-    for i, l in enumerate(data.labels):
-        by[l].append(i)
+    for i, lab in enumerate(data.labels):
+        by[lab].append(i)
     rng = np.random.default_rng(seed)
     rest: list[int] = []
     held: list[int] = []
@@ -232,14 +232,14 @@ def align_labels(test: IntentData, agents: Sequence[str]) -> IntentData:
         by_intent[a.rpartition(":")[2]].append(a)
     labels = []
     unknown: Counter[str] = Counter()
-    for l in test.labels:
-        if l in known:
-            labels.append(l)
-        elif len(by_intent.get(l, [])) == 1:
-            labels.append(by_intent[l][0])
+    for lab in test.labels:
+        if lab in known:
+            labels.append(lab)
+        elif len(by_intent.get(lab, [])) == 1:
+            labels.append(by_intent[lab][0])
         else:
-            unknown[l] += 1
-            labels.append(l)
+            unknown[lab] += 1
+            labels.append(lab)
     if unknown:
         raise ConfigError(f"{test.source}: test labels with no training rows: "
                           f"{', '.join(f'{k} ({v} rows)' for k, v in unknown.most_common(5))}; "
@@ -303,8 +303,8 @@ def agent_cards(train: IntentData, *, examples: int = 5, seed: int = 0) -> dict[
     """A card per agent: name, a description from its id, and a few example utterances from train only."""
     rng = np.random.default_rng(seed)
     by_agent: dict[str, list[str]] = defaultdict(list)
-    for t, l in zip(train.texts, train.labels):
-        by_agent[l].append(t)
+    for t, lab in zip(train.texts, train.labels, strict=True):
+        by_agent[lab].append(t)
     cards = {}
     for agent, texts in sorted(by_agent.items()):
         if agent == OOS:
@@ -373,7 +373,7 @@ def evaluate_agent_routers(
 ) -> dict[str, Any]:
     """Train, calibrate and score each router through its own ``route_batch``; time ``route`` on
     ``latency_samples`` queries drawn at random (seeded) from the whole test set."""
-    agents = sorted({l for l in data.fit.labels if l != OOS})
+    agents = sorted({lab for lab in data.fit.labels if lab != OOS})
     test = align_labels(data.test, agents)
     has_oos = bool(data.fit.n_oos or test.n_oos or data.validation.n_oos)
     cands = tuple(TargetInfo(name=a) for a in agents) + ((TargetInfo(name=OOS),) if has_oos else ())
@@ -393,8 +393,8 @@ def evaluate_agent_routers(
         score_s = time.perf_counter() - t0
         chosen = [list(d.targets) for d in decisions]
         m = selection_metrics(test.labels, chosen)
-        hits = np.array([1.0 if c[0] == g else 0.0 for c, g in zip(chosen, test.labels)])
-        wrong = Counter((g, c[0]) for c, g in zip(chosen, test.labels) if c[0] != g)
+        hits = np.array([1.0 if c[0] == g else 0.0 for c, g in zip(chosen, test.labels, strict=True)])
+        wrong = Counter((g, c[0]) for c, g in zip(chosen, test.labels, strict=True) if c[0] != g)
         m["top_confusions"] = [{"gold": g, "chosen": c, "count": n} for (g, c), n in wrong.most_common(10)]
         m["top1_ci95"] = bootstrap_ci(hits, n=bootstrap) if bootstrap else None
         m["oos_threshold"] = getattr(router, "threshold", None)
@@ -425,11 +425,12 @@ def _latencies_ms(router: Any, queries: Sequence[str], cands: tuple[TargetInfo, 
     return out
 
 
-def agent_router_kind(kind: str) -> str:
-    """The suite router type ``kind`` resolves to; an unknown one is an error listing the known ones."""
+def agent_router_kind(kind: str, also: Mapping[str, Any] | None = None) -> str:
+    """The suite router type ``kind`` resolves to; an unknown one is an error listing the known ones
+    (with ``also``, other kinds the suite accepts)."""
     k = _ALIASES.get(kind, kind)
     if k not in AGENT_ROUTERS:
-        raise UnknownNameError("agent-selection router", kind, AGENT_ROUTERS)
+        raise UnknownNameError("agent-selection router", kind, {**AGENT_ROUTERS, **(also or {})})
     return k
 
 
@@ -445,7 +446,7 @@ def limit_selection_data(data: SelectionData, limit: int, *, seed: int = 0) -> S
 
     fit, val, test = sub(data.fit), sub(data.validation), sub(data.test)
     known = set(fit.labels) | {OOS}
-    keep = [i for i, l in enumerate(test.labels) if l in known]
+    keep = [i for i, lab in enumerate(test.labels) if lab in known]
     return SelectionData(fit, val, test.subset(keep), data.protocol + f" (limited to about {limit} rows)")
 
 

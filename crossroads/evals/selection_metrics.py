@@ -33,8 +33,8 @@ def selection_metrics(
         raise ValueError("gold and chosen must be non-empty and of equal length")
     if outputs is not None and len(outputs) != n:
         raise ValueError("outputs must have one mapping per utterance")
-    top1 = sum(1 for g, c in zip(gold, chosen) if c and c[0] == g) / n
-    set_acc = sum(1 for g, c in zip(gold, chosen) if g in c) / n
+    top1 = sum(1 for g, c in zip(gold, chosen, strict=True) if c and c[0] == g) / n
+    set_acc = sum(1 for g, c in zip(gold, chosen, strict=True) if g in c) / n
     size = sum(len(c) for c in chosen) / n
     multi = [i for i, c in enumerate(chosen) if len(c) > 1]
     conflict: float | None = None
@@ -46,7 +46,7 @@ def selection_metrics(
         conflict = sum(1 for i in multi if len({outputs[i][a] for a in chosen[i]}) > 1) / n
     pred_oos = [bool(c) and c[0] == oos_label for c in chosen]
     true_oos = [g == oos_label for g in gold]
-    tp = sum(1 for p, t in zip(pred_oos, true_oos) if p and t)
+    tp = sum(1 for p, t in zip(pred_oos, true_oos, strict=True) if p and t)
     oos_p = tp / sum(pred_oos) if sum(pred_oos) else float("nan")
     oos_r = tp / sum(true_oos) if sum(true_oos) else float("nan")
     in_scope = [i for i, t in enumerate(true_oos) if not t]

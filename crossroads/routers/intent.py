@@ -100,7 +100,7 @@ class SoftmaxClassifier:
         rng = np.random.default_rng(self.seed)
         self.classes = sorted(set(labels))
         index = {c: i for i, c in enumerate(self.classes)}
-        y = np.array([index[l] for l in labels])
+        y = np.array([index[lab] for lab in labels])
         X = np.asarray(X, np.float32)
         d, k = X.shape[1], len(self.classes)
         W1 = rng.normal(0, np.sqrt(2 / d), (d, self.hidden)).astype(np.float32)
@@ -183,7 +183,7 @@ class IntentRouter(UsesEmbedder, Router):
         out-of-scope precision reaches ``precision_target`` with the highest recall (see
         :func:`calibrate_oos_threshold`). Returns the threshold (``None``: never out of scope)."""
         conf = self.confidences(texts)
-        is_oos = np.array([l == OOS for l in labels])
+        is_oos = np.array([lab == OOS for lab in labels])
         self.threshold = calibrate_oos_threshold(conf, is_oos, precision_target=precision_target, prior=prior)
         self.calibration = {"oos_precision_target": precision_target, "oos_prior": prior, "rows": len(labels),
                             "oos_rows": int(is_oos.sum()), "threshold": self.threshold}
@@ -222,7 +222,7 @@ class IntentRouter(UsesEmbedder, Router):
 
     def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
         rows = self.agent_scores(self.embedder.embed([c.query for c in contexts]))
-        return [self._decision(c, r) for c, r in zip(contexts, rows)]
+        return [self._decision(c, r) for c, r in zip(contexts, rows, strict=True)]
 
     # --- training and persistence ---------------------------------------------------------------
     @classmethod
@@ -297,9 +297,9 @@ class _FromPath:
 
 
 def _similarity_state(X: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    agents = sorted({l for l in labels if l != OOS})
+    agents = sorted({lab for lab in labels if lab != OOS})
     col = {a: i for i, a in enumerate(agents)}
-    keep = [i for i, l in enumerate(labels) if l != OOS]
+    keep = [i for i, lab in enumerate(labels) if lab != OOS]
     if not keep:
         raise ConfigError("agent-selection training data has no in-scope rows")
     return np.asarray(X, np.float32)[keep], np.array([col[labels[i]] for i in keep]), agents

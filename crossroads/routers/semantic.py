@@ -121,7 +121,7 @@ class SemanticRouter(UsesEmbedder, Router):
 
         if self.default is None:
             raise ConfigError("semantic router: calibrating a threshold needs a default target for queries below it")
-        is_oos = np.array([l == OOS for l in labels])
+        is_oos = np.array([lab == OOS for lab in labels])
         self.threshold = calibrate_oos_threshold(self.confidences(texts), is_oos, precision_target=precision_target,
                                                  prior=prior)
         self.calibration = {"oos_precision_target": precision_target, "oos_prior": prior, "rows": len(labels),
@@ -160,4 +160,4 @@ class SemanticRouter(UsesEmbedder, Router):
 
     def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
         qvecs = self.embedder.embed([c.query for c in contexts])
-        return [self._decide(c, q) for c, q in zip(contexts, qvecs)]
+        return [self._decide(c, q) for c, q in zip(contexts, qvecs, strict=True)]
