@@ -33,6 +33,7 @@ __all__ = [
     "FlowError",
     "RouterOutputError",
     "RoutingError",
+    "SkillError",
     "StepLimitError",
     "TargetError",
     "TraceSchemaVersionError",
@@ -142,3 +143,7 @@ class TraceStoreCorruptError(TraceStoreError):
 
 class TraceSchemaVersionError(TraceStoreError):
     """The trace database was written with a different schema version."""
+
+
+class SkillError(ConfigError):
+    """A skill definition, skill file or skill index that cannot be used (names the file and field)."""
