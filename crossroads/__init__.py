@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .orchestrator.state import FlowState
     from .orchestrator.streaming import StreamChunk, StreamUsage
     from .agents.lc import LangChainChatModel
-    from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
+    from .errors import BudgetExceededError, InputError, InputTooLargeError, SkillError, ThreadFinishedError
     from .types import run_cost
     from .orchestrator.config import load_flow
     from .routers import (
@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.reasoning import ReasoningRouter
     from .routers.rewards import agent_selection_reward, router_r1_reward
     from .routers.router_r1 import RouterR1Router, router_r1_agent
+    from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -100,7 +101,7 @@ _EXPORTS = {
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
                "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
-               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError", "SkillError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.compiled": ["RunDecision"],
     "orchestrator.state": ["FlowState"],
@@ -113,6 +114,7 @@ _EXPORTS = {
     "routers.reasoning": ["ReasoningRouter"],
     "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
+    "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
@@ -186,6 +188,10 @@ __all__ = [
     "RunEvent",
     "RunResult",
     "SQLRecorder",
+    "Skill",
+    "SkillError",
+    "SkillRegistry",
+    "SkillRouter",
     "SemanticRouter",
     "StepLimitError",
     "Target",
@@ -228,4 +234,7 @@ __all__ = [
     "StreamUsage",
     "LangChainChatModel",
     "run_cost",
+    "load_skills",
+    "skill_agent",
+    "skill_from_callable",
 ]

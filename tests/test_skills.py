@@ -311,3 +311,44 @@ def test_evaluate_skill_router_through_the_protocol():
           SkillQuery("3", "send an email to dan", ("send_email",))]
     res = evaluate_skill_router(router, qs, latency_samples=3)
     assert res["recall@1"] == 1.0 and res["mrr"] == 1.0 and res["queries"] == 3
+
+
+def test_skill_agent_gets_only_the_top_k_skills_as_tools():
+    from crossroads import ModelResponse
+    from crossroads.skills import skill_agent
+
+    def convert_currency(amount: float, from_currency: str, to_currency: str) -> str:
+        """Convert an amount of money from one currency to another."""
+        return f"{amount * 0.5:.1f} {to_currency}"
+
+    def send_email(to: str, subject: str) -> str:
+        """Send an email to a recipient with a subject."""
+        return "sent"
+
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        return "sunny"
+
+    class Scripted:  # stands in for the provider: asks for a tool, then answers with its result
+        name = "scripted"
+
+        def __init__(self):
+            self.sent = []
+
+        def complete(self, messages, tools=None):
+            self.sent.append((list(messages), tools))
+            if len(self.sent) == 1:
+                return ModelResponse(text="", model=self.name, tool_calls=({
+                    "id": "c1", "name": "convert_currency",
+                    "arguments": '{"amount": 10, "from_currency": "USD", "to_currency": "EUR"}'},))
+            return ModelResponse(text=f"It is {messages[-1].content}.", model=self.name)
+
+    reg = SkillRegistry([skill_from_callable(f) for f in (convert_currency, send_email, get_weather)])
+    model = Scripted()
+    agent = skill_agent("assistant", model, "Use the tools.", SkillRouter(reg), k=2)
+    app = Flow("skills-agent").add(agent).compile()
+    res = app.invoke("how much is 10 dollars in euros?")
+    assert res.output == "It is 5.0 EUR."
+    tools_sent = [t["function"]["name"] for t in model.sent[0][1]]
+    assert len(tools_sent) == 2 and tools_sent[0] == "convert_currency"
+    app.close()

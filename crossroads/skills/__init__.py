@@ -2,6 +2,7 @@
 persisted embedding index, and the retrieve-then-rerank ``skills`` router that gives a step the few
 skills it needs."""
 
+from .agent import skill_agent
 from .index import SkillIndex
 from .loaders import load_agent_skills, load_mcp_tools, load_openai_functions, load_skills, skill_from_callable
 from .registry import SkillRegistry
@@ -16,6 +17,7 @@ __all__ = [
     "SkillRouter",
     "SkillView",
     "builtin_skills",
+    "skill_agent",
     "load_agent_skills",
     "load_mcp_tools",
     "load_openai_functions",
