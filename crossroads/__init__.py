@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
     from .orchestrator.compiled import RunDecision
-    from .orchestrator.state import FlowState
+    from .orchestrator.state import FlowState, FlowStateModel
     from .orchestrator.streaming import StreamChunk, StreamUsage
     from .agents.lc import LangChainChatModel
     from .errors import BudgetExceededError, InputError, InputTooLargeError, SkillError, ThreadFinishedError
@@ -104,7 +104,7 @@ _EXPORTS = {
                "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError", "SkillError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.compiled": ["RunDecision"],
-    "orchestrator.state": ["FlowState"],
+    "orchestrator.state": ["FlowState", "FlowStateModel"],
     "orchestrator.streaming": ["StreamChunk", "StreamUsage"],
     "agents.lc": ["LangChainChatModel"],
     "orchestrator.config": ["load_flow"],
@@ -230,6 +230,7 @@ __all__ = [
     "ThreadFinishedError",
     "RunDecision",
     "FlowState",
+    "FlowStateModel",
     "StreamChunk",
     "StreamUsage",
     "LangChainChatModel",

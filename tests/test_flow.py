@@ -717,6 +717,18 @@ def test_user_state_schema_extends_flow_state():
     res = flow.compile().invoke("help")
     assert res.output == "solved T-1" and res.state["ticket"] == "T-1"
 
+    from crossroads import FlowStateModel
+
+    class TicketModel(FlowStateModel):
+        ticket: str = ""
+
+    flow = Flow("p", state_schema=TicketModel).add(agent("triage", triage), agent("solve", solve))
+    flow.edge(START, "triage").edge("triage", "solve")
+    app = flow.compile(checkpointer="memory")
+    assert app.invoke("help", thread_id="p").output == "solved T-1"
+    again = app.invoke("more help", thread_id="p")  # a new turn on the pydantic state
+    assert again.steps == 2 and len(again.state["messages"]) == 6
+
     class NotExtending(dict):
         x: int
 

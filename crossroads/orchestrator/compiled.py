@@ -410,8 +410,6 @@ class CompiledFlow:
             return StreamChunk(kind="token", run_id=run_id, delta=item["delta"], node=item["node"],
                                branch=bool(item.get("branch")))
         if kind == "decision":
-            from .compiled import RunDecision
-
             return StreamChunk(kind="decision", run_id=run_id, node=item["node"],
                                decision=RunDecision.from_state(item["decision"]))
         if kind == "usage":
