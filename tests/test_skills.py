@@ -352,3 +352,31 @@ def test_skill_agent_gets_only_the_top_k_skills_as_tools():
     tools_sent = [t["function"]["name"] for t in model.sent[0][1]]
     assert len(tools_sent) == 2 and tools_sent[0] == "convert_currency"
     app.close()
+
+
+def test_skill_routing_suite_on_a_user_pool_and_queries(tmp_path):
+    from crossroads.evals.suite import run_suite
+
+    queries = [
+        {"id": "t1", "query": "fill in this pdf form", "gold": ["pdf-forms"], "split": "train"},
+        {"id": "t2", "query": "mail the invoice to joe", "gold": ["send_email"], "split": "train"},
+        {"id": "t3", "query": "compose a sonnet", "gold": [], "split": "train"},
+        {"id": "t4", "query": "weather in oslo tomorrow", "gold": ["weather-forecast", "get_weather"], "split": "train"},
+        {"id": "e1", "query": "send an email to my landlord", "gold": ["send_email"], "split": "test"},
+        {"id": "e2", "query": "what is 7 factorial", "gold": ["math.factorial"], "split": "test"},
+    ]
+    (tmp_path / "q.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps([s.to_openai_tool() for s in _pool() if s.name != "pdf-forms"]
+                               + [Skill(name="pdf-forms", description="Fill in PDF forms").to_openai_tool()]))
+    (tmp_path / "suite.yaml").write_text(
+        "name: mine\nkind: skill_routing\ndata: {dataset: q.jsonl, format: skills, skills: pool.json}\n"
+        "routers:\n  - {name: full, type: skills, params: {lexical_weight: 0.5, rerank: false}}\n"
+        "settings: {bootstrap: 0, latency_samples: 2}\n")
+    res = run_suite(tmp_path / "suite.yaml")
+    m = res.results["routers"]["full"]
+    assert res.results["n_train"] == 4 and res.results["n_test"] == 2 and res.results["n_skills"] == 9
+    assert m["recall@1"] == 1.0 and m["with_gold"] == 2
+    (tmp_path / "q.jsonl").write_text(json.dumps({"id": "x", "query": "q", "gold": ["nope"], "split": "test"}))
+    with pytest.raises(ConfigError, match="not in the pool: \\['nope'\\]"):
+        run_suite(tmp_path / "suite.yaml")

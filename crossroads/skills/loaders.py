@@ -29,7 +29,12 @@ __all__ = ["load_agent_skills", "load_mcp_tools", "load_openai_functions", "load
 
 def _read_json_or_jsonl(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            import gzip
+
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise SkillError(f"{path}: cannot read the skill file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
@@ -91,7 +96,8 @@ def load_openai_functions(path: str | Path, *, tags: Iterable[str] = ()) -> list
             entry, where = entry["function"], f"{where} field 'function'"
         out.append(Skill(name=_str_field(entry, "name", where, required=True),
                          description=_str_field(entry, "description", where, required=False),
-                         parameters=_schema_field(entry, "parameters", where), tags=tuple(tags),
+                         parameters=_schema_field(entry, "parameters", where),
+                         tags=tuple(tags) or tuple(str(t) for t in entry.get("tags", ()) if isinstance(t, str)),
                          source=str(path)))
     return out
 
