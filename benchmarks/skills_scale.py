@@ -74,7 +74,7 @@ def main() -> None:
                 noisy[v] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
             vectors = {v: np.vstack([real_index.vectors[v][: n - extra], noisy[v]]) for v in real_index.views}
         else:
-            vectors = {v: m.copy() for v, m in zip(real_index.views, vecs)}
+            vectors = {v: m.copy() for v, m in zip(real_index.views, vecs, strict=False)}
         reg = SkillRegistry(skills)
         router = SkillRouter(reg, embedder=emb)
         t0 = time.perf_counter()

@@ -4,7 +4,13 @@ skills it needs."""
 
 from .agent import skill_agent
 from .index import SkillIndex
-from .loaders import load_agent_skills, load_mcp_tools, load_openai_functions, load_skills, skill_from_callable
+from .loaders import (
+    load_agent_skills,
+    load_mcp_tools,
+    load_openai_functions,
+    load_skills,
+    skill_from_callable,
+)
 from .registry import SkillRegistry
 from .router import ScoredSkill, SkillRouter, builtin_skills
 from .skill import Skill, SkillView

@@ -104,7 +104,7 @@ class SkillIndex:
         for v, arr in self.vectors.items():
             np.save(path / f"vectors.{v}.npy", arr, allow_pickle=False)
         meta = {"format": FORMAT, "model_id": self.model_id, "views": self.views,
-                "skills": [{"name": n, "hash": h} for n, h in zip(self.names, self.hashes)]}
+                "skills": [{"name": n, "hash": h} for n, h in zip(self.names, self.hashes, strict=False)]}
         fd, tmp = tempfile.mkstemp(dir=path, prefix=".meta.", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(meta, f)

@@ -203,13 +203,13 @@ class SkillRouter(UsesEmbedder, Router):
         allowed = self._allowed(among)
         qvecs = self.embedder.embed(list(queries))
         out = []
-        for q, qv in zip(queries, qvecs):
+        for q, qv in zip(queries, qvecs, strict=False):
             rows, scores, _ = self._rank(q, qv, allowed)
             if self._abstains(float(scores[0]) if len(scores) else None):
                 out.append([])
                 continue
             out.append([ScoredSkill(self.registry.get(index.names[int(r)]), float(s), i + 1)
-                        for i, (r, s) in enumerate(zip(rows[:k], scores[:k]))])
+                        for i, (r, s) in enumerate(zip(rows[:k], scores[:k], strict=False))])
         return out
 
     def tools_for(self, query: str, k: int | None = None) -> list[dict[str, Any]]:
@@ -225,7 +225,7 @@ class SkillRouter(UsesEmbedder, Router):
                               "registry; route to skill targets (SkillRegistry.targets()) or give the matching skills")
         rows, scores, _ = self._rank(ctx.query, qvec, allowed)
         top = float(scores[0]) if len(scores) else None
-        by_name = {index.names[int(r)]: float(s) for r, s in zip(rows, scores)}
+        by_name = {index.names[int(r)]: float(s) for r, s in zip(rows, scores, strict=False)}
         floor = min(FLOOR, min(by_name.values(), default=0.0) - 1.0)
         cand_scores = {n: by_name.get(n, floor) for n in names}
         chosen = [index.names[int(r)] for r in rows[:self.k]]
@@ -249,7 +249,7 @@ class SkillRouter(UsesEmbedder, Router):
 
     def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
         qvecs = self.embedder.embed([c.query for c in contexts])
-        return [self._decide(c, q) for c, q in zip(contexts, qvecs)]
+        return [self._decide(c, q) for c, q in zip(contexts, qvecs, strict=False)]
 
     # ---- training ----------------------------------------------------------------------------
     def fit(self, queries: Sequence[str], gold: Sequence[Sequence[str]], *, validation_fraction: float = 0.2,
