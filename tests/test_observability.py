@@ -150,3 +150,137 @@ def test_metrics_can_be_turned_off():
 
     client = TestClient(build_app(load_flow("examples/quickstart.yaml"), metrics=False))
     assert client.get("/metrics").status_code == 404
+
+
+# --- OpenTelemetry -------------------------------------------------------------------------------------
+
+def _otel():
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def test_otel_spans_for_hand_made_records():
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from crossroads.observability import OTelRecorder
+
+    provider, exporter = _otel()
+    inner = MemoryRecorder()
+    rec = OTelRecorder(inner, tracer_provider=provider)
+    for r in _records():
+        rec.record(r)
+    rec.record(EventRecord(kind="learning_update", decision_id="d9", target="calc"))  # no run: its own span
+    assert len(inner.records) == len(_records()) + 1
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    run = spans["crossroads.run demo"]
+    assert run.parent is None and run.attributes["crossroads.run.status"] == "succeeded"
+    decisions = [s for s in exporter.get_finished_spans() if s.name == "crossroads.decision triage"]
+    assert len(decisions) == 2
+    d1, d2 = decisions
+    assert all(d.parent.span_id == run.context.span_id and d.context.trace_id == run.context.trace_id for d in decisions)
+    assert list(d1.attributes["crossroads.decision.candidates"]) == ["calc", "faq"]
+    assert list(d1.attributes["crossroads.decision.scores"]) == [0.9, 0.1]
+    assert list(d2.attributes["crossroads.decision.chosen"]) == ["calc", "faq"]
+    assert d1.attributes["crossroads.decision.cost_usd"] == 0.001
+    assert d2.end_time - d2.start_time == 30_000_000  # the decision's recorded latency, in ns
+    chats = [s for s in exporter.get_finished_spans() if s.name == "chat gpt-x"]
+    ok, failed = chats
+    assert ok.kind == SpanKind.CLIENT and ok.attributes["gen_ai.operation.name"] == "chat"
+    assert ok.attributes["gen_ai.request.model"] == "gpt-x"
+    assert ok.attributes["gen_ai.usage.input_tokens"] == 10 and ok.attributes["gen_ai.usage.output_tokens"] == 5
+    assert ok.end_time - ok.start_time == 700_000_000
+    assert failed.status.status_code == StatusCode.ERROR and failed.attributes["error.type"] == "boom"
+    kinds = [e.name for e in run.events]
+    assert kinds == ["retry", "retry", "fallback", "reroute", "escalation", "learning_update"]
+    assert run.events[2].attributes["crossroads.event.target"] == "gpt-y"
+    assert spans["crossroads.event learning_update"].attributes["crossroads.decision.id"] == "d9"
+
+
+def test_otel_a_real_run_is_one_trace_with_step_and_decision_spans():
+    from crossroads.observability import OTelRecorder
+
+    provider, exporter = _otel()
+    compiled = _flow_with_events().compile(recorder=OTelRecorder(tracer_provider=provider))
+    result = compiled.invoke("hello")
+    compiled.close()
+    spans = exporter.get_finished_spans()
+    assert len({s.context.trace_id for s in spans}) == 1
+    names = sorted(s.name for s in spans)
+    assert names == ["chat m1", "crossroads.decision pick", "crossroads.run metrics-demo", "crossroads.step flaky"]
+    run = next(s for s in spans if s.parent is None)
+    assert run.attributes["crossroads.run.id"] == result.run_id and run.attributes["crossroads.run.output"] == "ok:hello"
+    decision = next(s for s in spans if s.name.startswith("crossroads.decision"))
+    assert list(decision.attributes["crossroads.decision.chosen"]) == ["flaky"]
+    assert decision.attributes["crossroads.decision.id"] == result.decisions[0].decision_id
+    assert [e.name for e in run.events] == ["retry", "fallback"]
+
+
+def test_otel_unfinished_run_is_ended_on_close_and_secrets_are_redacted():
+    from crossroads.observability import OTelRecorder
+
+    provider, exporter = _otel()
+    rec = OTelRecorder(tracer_provider=provider)
+    rec.record(RunStart(run_id="r2", flow="demo", thread_id="t", input="key sk-abcdefghijklmnopqrstuvwxyz123456"))
+    assert exporter.get_finished_spans() == ()
+    rec.close()
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["crossroads.run.status"] == "unfinished"
+    assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in span.attributes["crossroads.run.input"]
+
+
+def test_otel_otlp_http_export_reaches_a_local_receiver():
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from crossroads.observability import OTelRecorder
+
+    bodies: list[tuple[str, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            n = int(self.headers.get("content-length", 0))
+            bodies.append((self.path, self.rfile.read(n)))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rec = OTelRecorder.otlp(f"http://127.0.0.1:{server.server_port}/v1/traces", service_name="crossroads-test")
+        for r in _records():
+            rec.record(r)
+        rec.close()
+    finally:
+        server.shutdown()
+    assert bodies and all(path == "/v1/traces" for path, _ in bodies)
+    spans, services = [], set()
+    for _, body in bodies:
+        req = ExportTraceServiceRequest.FromString(body)
+        for rs in req.resource_spans:
+            services |= {a.value.string_value for a in rs.resource.attributes if a.key == "service.name"}
+            for ss in rs.scope_spans:
+                spans.extend(ss.spans)
+    assert services == {"crossroads-test"}
+    assert sorted(s.name for s in spans) == ["chat gpt-x", "chat gpt-x", "crossroads.decision triage",
+                                             "crossroads.decision triage", "crossroads.run demo"]
+    d = next(s for s in spans if s.name == "crossroads.decision triage")
+    attrs = {a.key: a.value for a in d.attributes}
+    assert [v.string_value for v in attrs["crossroads.decision.candidates"].array_value.values] == ["calc", "faq"]
+    assert [v.double_value for v in attrs["crossroads.decision.scores"].array_value.values] == [0.9, 0.1]
+    chats = [{a.key: a.value for a in s.attributes} for s in spans if s.name == "chat gpt-x"]
+    assert sorted(c["gen_ai.usage.input_tokens"].int_value for c in chats) == [0, 10]
+    assert {c["gen_ai.request.model"].string_value for c in chats} == {"gpt-x"}
