@@ -58,6 +58,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         register_router,
     )
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .routers.bandit import LinUCBRouter
+    from .routers.cascade import CascadeRouter
+    from .routers.learned import LearnedRouter
     from .types import (
         END,
         START,
@@ -89,6 +92,9 @@ _EXPORTS = {
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
+    "routers.learned": ["LearnedRouter"],
+    "routers.cascade": ["CascadeRouter"],
+    "routers.bandit": ["LinUCBRouter"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
 }
@@ -116,6 +122,7 @@ __all__ = [
     "__version__",
     "AllModelsFailedError",
     "CallUsage",
+    "CascadeRouter",
     "ChatModel",
     "CheapestRouter",
     "CompiledFlow",
@@ -133,6 +140,8 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "LearnedRouter",
+    "LinUCBRouter",
     "LiteLLMModel",
     "LlamaCppModel",
     "MemoryRecorder",

@@ -246,6 +246,8 @@ class LearnedRouter(UsesEmbedder, Router):
         self.willingness = willingness
         self._embedder = embedder
         self._col = {t: i for i, t in enumerate(self.targets)}
+        self.extra_meta: dict[str, Any] = {}
+        """What :meth:`load` read beyond the predictor (e.g. a cascade's ``threshold``)."""
 
     @classmethod
     def train(cls, kind: str, X: np.ndarray, Y: np.ndarray, *, targets: Sequence[str],
@@ -290,11 +292,16 @@ class LearnedRouter(UsesEmbedder, Router):
     def referenced_targets(self) -> set[str]:
         return set()
 
+    def save_meta(self) -> dict[str, Any]:
+        """Extra fields a subclass stores with the predictor (e.g. the cascade's threshold)."""
+        return {}
+
     def save(self, path: str | Path) -> Path:
         """Write the trained router as one ``.npz`` file."""
         path = Path(path)
         meta = {"format": "crossroads.learned_router/1", "kind": self.predictor.kind, "params": self.predictor.params(),
-                "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label}
+                "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label,
+                **self.save_meta()}
         np.savez_compressed(path, __meta__=np.array(json.dumps(meta)), **self.predictor.state())
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
@@ -312,7 +319,9 @@ class LearnedRouter(UsesEmbedder, Router):
             raise ConfigError(f"{path} is not a crossroads trained-router file: {exc}") from exc
         predictor = PREDICTORS[meta["kind"]].from_state(arrays, meta["params"])
         kw = {"willingness": meta["willingness"], "label": meta.get("label"), **overrides}
-        return cls(predictor, meta["targets"], meta["costs"], **kw)
+        router = cls(predictor, meta["targets"], meta["costs"], **kw)
+        router.extra_meta = {k: v for k, v in meta.items() if k in ("router", "threshold")}
+        return router
 
 
 @register_router()
