@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         ReplayModel,
         ResilientModel,
     )
+    from .agents.backends.optional import missing_backend_note, optional_backend_available
     from .agents.embeddings import MiniLMEmbedder
     from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
     from .errors import (
@@ -42,6 +43,12 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         UnknownTargetError,
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
+    from .orchestrator.compiled import RunDecision
+    from .orchestrator.state import FlowState
+    from .orchestrator.streaming import StreamChunk, StreamUsage
+    from .agents.lc import LangChainChatModel
+    from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
+    from .types import run_cost
     from .orchestrator.config import load_flow
     from .routers import (
         CheapestRouter,
@@ -83,11 +90,17 @@ _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
     "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
                         "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
     "agents.embeddings": ["MiniLMEmbedder"],
     "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
-               "UnknownNameError", "UnknownRouterError", "UnknownTargetError"],
+               "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
+               "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
+    "orchestrator.compiled": ["RunDecision"],
+    "orchestrator.state": ["FlowState"],
+    "orchestrator.streaming": ["StreamChunk", "StreamUsage"],
+    "agents.lc": ["LangChainChatModel"],
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
@@ -96,7 +109,8 @@ _EXPORTS = {
     "routers.cascade": ["CascadeRouter"],
     "routers.bandit": ["LinUCBRouter"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
-              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
+              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
+              "run_cost"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 
@@ -187,7 +201,19 @@ __all__ = [
     "get_router_class",
     "llm_agent",
     "load_flow",
+    "missing_backend_note",
     "model",
+    "optional_backend_available",
     "register_router",
     "tool",
+    "BudgetExceededError",
+    "InputError",
+    "InputTooLargeError",
+    "ThreadFinishedError",
+    "RunDecision",
+    "FlowState",
+    "StreamChunk",
+    "StreamUsage",
+    "LangChainChatModel",
+    "run_cost",
 ]

