@@ -7,13 +7,12 @@ import textwrap
 import numpy as np
 import pytest
 
-import crossroads
 from crossroads import (
     ConfigError,
     CostModel,
     Decision,
-    FeedbackError,
     Feedback,
+    FeedbackError,
     RouteContext,
     RoutingError,
     TargetInfo,
@@ -64,7 +63,7 @@ def trained_files(tmp_path_factory):
     labels = [k for k, ts in UTTERANCES.items() for _ in ts]
     X = default_embedder().embed(texts)
     names = [c.name for c in CANDS]
-    Y = np.array([[1.0 if n == l else 0.0 for n in names] for l in labels], dtype=np.float32)
+    Y = np.array([[1.0 if n == lab else 0.0 for n in names] for lab in labels], dtype=np.float32)
     LearnedRouter.train("knn", X, Y, targets=names, params={"k": 1}, costs={"cheap": 0.1, "mid": 1, "big": 10}).save(d / "trained.npz")
     ClassifierRouter(classifier=SoftmaxClassifier(hidden=32, epochs=60, lr=1e-2).fit(X, labels)).save(d / "classifier.npz")
     return d
@@ -235,7 +234,7 @@ def test_cascade_picks_the_cheapest_predicted_good_enough_and_round_trips(tmp_pa
     # greetings: every model succeeds; refunds: mid and big; physics: only big
     ok = {"cheap": {"cheap", "mid", "big"}, "mid": {"mid", "big"}, "big": {"big"}}
     names = [c.name for c in CANDS]
-    Y = np.array([[1.0 if n in ok[l] else 0.0 for n in names] for l in labels], dtype=np.float32)
+    Y = np.array([[1.0 if n in ok[lab] else 0.0 for n in names] for lab in labels], dtype=np.float32)
     base = LearnedRouter.train("knn", _embed(texts), Y, targets=names, params={"k": 1},
                                costs={"cheap": 0.1, "mid": 1.0, "big": 10.0})
     path = base.save(tmp_path / "knn.npz")

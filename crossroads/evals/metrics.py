@@ -125,7 +125,7 @@ def apgr(shares: Sequence[float], qualities: Sequence[float], q_weak: float, q_s
     weak/strong qualities over that same range. No endpoints are added: RouteLLM's calibration
     (:func:`quantile_thresholds`) makes the sweep cover 0-100% itself. NaN with fewer than two distinct
     shares or equal weak and strong qualities."""
-    pts = sorted(zip(shares, qualities))
+    pts = sorted(zip(shares, qualities, strict=False))
     xs = np.array([p[0] for p in pts], dtype=float)
     ys = np.array([p[1] for p in pts], dtype=float)
     if len(pts) < 2 or xs[-1] == xs[0] or q_strong == q_weak:
@@ -151,7 +151,7 @@ def strong_share_for_pgr(shares: Sequence[float], qualities: Sequence[float], q_
                          target: float) -> float:
     """Smallest strong-model call share at which the router reaches ``target`` PGR (e.g. 0.5, 0.8);
     linear interpolation between measured points (no endpoints added); NaN if never reached."""
-    pts = sorted(zip(shares, qualities))
+    pts = sorted(zip(shares, qualities, strict=False))
     prev = None
     for s, q in pts:
         g = pgr(q, q_weak, q_strong)
@@ -261,8 +261,8 @@ def selection_metrics(
     n = len(gold)
     if n == 0 or len(chosen) != n:
         raise ValueError("gold and chosen must be non-empty and of equal length")
-    top1 = sum(1 for g, c in zip(gold, chosen) if c and c[0] == g) / n
-    set_acc = sum(1 for g, c in zip(gold, chosen) if g in c) / n
+    top1 = sum(1 for g, c in zip(gold, chosen, strict=False) if c and c[0] == g) / n
+    set_acc = sum(1 for g, c in zip(gold, chosen, strict=False) if g in c) / n
     size = float(np.mean([len(c) for c in chosen]))
     conflicts = 0
     for i, c in enumerate(chosen):
@@ -271,7 +271,7 @@ def selection_metrics(
                 conflicts += 1
     pred_oos = [bool(c) and c[0] == oos_label for c in chosen]
     true_oos = [g == oos_label for g in gold]
-    tp = sum(1 for p, t in zip(pred_oos, true_oos) if p and t)
+    tp = sum(1 for p, t in zip(pred_oos, true_oos, strict=False) if p and t)
     oos_p = tp / sum(pred_oos) if sum(pred_oos) else float("nan")
     oos_r = tp / sum(true_oos) if sum(true_oos) else float("nan")
     in_scope = [i for i, t in enumerate(true_oos) if not t]

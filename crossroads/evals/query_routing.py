@@ -145,7 +145,7 @@ class _Lookup:
     def __init__(self, datas: Sequence[QueryData], fallback: Any) -> None:
         self._rows: dict[str, np.ndarray] = {}
         for d in datas:
-            for p, x in zip(d.prompts, d.X):
+            for p, x in zip(d.prompts, d.X, strict=False):
                 self._rows.setdefault(p, x)
         self._fallback = fallback
 
@@ -154,7 +154,7 @@ class _Lookup:
         if missing:
             if self._fallback is None:
                 raise ConfigError(f"no embedding for {len(missing)} prompt(s) and no embedder to compute them")
-            for t, x in zip(missing, np.asarray(self._fallback.embed(missing), dtype=np.float32)):
+            for t, x in zip(missing, np.asarray(self._fallback.embed(missing), dtype=np.float32), strict=False):
                 self._rows[t] = x
         return np.stack([self._rows[t] for t in texts])
 
@@ -230,7 +230,7 @@ def train_learned(kind: str, data: QueryData, params: Mapping[str, Any]) -> Lear
     cost = its mean per-call cost on the training rows."""
     if kind not in PREDICTORS:
         raise UnknownNameError("predictor", kind, PREDICTORS)
-    costs = {m: float(v) for m, v in zip(data.models, data.C.mean(axis=0))}
+    costs = {m: float(v) for m, v in zip(data.models, data.C.mean(axis=0), strict=False)}
     return LearnedRouter.train(kind, data.X, data.Y, targets=data.models, costs=costs, params=params)
 
 
@@ -315,7 +315,7 @@ def _bandit_run(c: _Ctx) -> RouterOutcome:
     params = dict(c.params)
     lambdas = [float(x) for x in params.pop("lambdas", BANDIT_LAMBDAS)]
     dim, alpha, warm = int(params.get("dim", 32)), float(params.get("alpha", 0.5)), bool(params.get("warmup", True))
-    costs = {m: float(v) for m, v in zip(c.fit.models, c.fit.C.mean(axis=0))}
+    costs = {m: float(v) for m, v in zip(c.fit.models, c.fit.C.mean(axis=0), strict=False)}
     out = RouterOutcome("", lambdas, registered_as="linucb")
     t = time.perf_counter()
     for lam in lambdas:
@@ -334,7 +334,7 @@ def _bandit(train: QueryData, test: QueryData, ref: float, params: Mapping[str, 
             lambdas: Sequence[float]) -> RouterOutcome:
     """The LinUCB router over a stream (for the online suite): warm-up over ``train`` unless ``warmup:
     false``, then route-and-learn over ``test``; ``params['lambdas']`` are the willingness values."""
-    costs = {m: float(v) for m, v in zip(train.models, train.C.mean(axis=0))}
+    costs = {m: float(v) for m, v in zip(train.models, train.C.mean(axis=0), strict=False)}
     emb = _Lookup([train, test], None)
     lams = [float(x) for x in params.get("lambdas", BANDIT_LAMBDAS)]
     out = RouterOutcome("bandit", lams, registered_as="linucb")

@@ -340,24 +340,31 @@ def run_suite(
             if kind not in QUERY_ROUTERS:
                 raise UnknownNameError("query router", kind, QUERY_ROUTERS)
 
+        def load_outcomes(p: Path) -> RecordedOutcomes:
+            o = RecordedOutcomes.load(p, prices=files.prices)
+            for model_name in (spec.data.strong, spec.data.weak):
+                if model_name is not None and model_name not in o.models:
+                    raise ConfigError(f"suite {spec.name!r}: model {model_name!r} is not in {p.name}; "
+                                      f"models: {', '.join(o.models)}")
+            return o
+
         def split_outcomes(o: RecordedOutcomes, frac: float, seed: int) -> tuple[RecordedOutcomes, RecordedOutcomes]:
+            if len(o) < 2:
+                raise ConfigError(f"{o.source}: {len(o)} row(s); a train/test split needs at least 2 (or give a test file)")
             tr, te = seeded_split(len(o), frac, seed)
             return outcomes_subset(o, np.sort(tr)), outcomes_subset(o, np.sort(te))
 
         train_o, test_o = load_train_test(
-            files, spec.data, load=lambda p: RecordedOutcomes.load(p, prices=files.prices), split=split_outcomes,
+            files, spec.data, load=load_outcomes, split=split_outcomes,
             subsample=lambda o, n, seed: outcomes_subset(o, seeded_subsample(len(o), n, seed)))
         if train_o.models != test_o.models:
             raise ConfigError(f"suite {spec.name!r}: train and test must score the same models; train: "
                               f"{', '.join(train_o.models)}; test: {', '.join(test_o.models)}")
         sw = None
         if spec.data.strong or spec.data.weak:
-            for model_name in (spec.data.strong, spec.data.weak):
-                if model_name not in train_o.models:
-                    src = files.train or files.dataset
-                    raise ConfigError(f"suite {spec.name!r}: model {model_name!r} is not in {src.name if src else 'the data'}; "
-                                      f"models: {', '.join(train_o.models)}")
-            sw = (str(spec.data.strong), str(spec.data.weak))
+            if not (spec.data.strong and spec.data.weak):
+                raise ConfigError(f"suite {spec.name!r}: give both data.strong and data.weak (for APGR)")
+            sw = (spec.data.strong, spec.data.weak)
         train_d = prepare_query_data(train_o, embedder)
         test_d = prepare_query_data(test_o, embedder, models=train_d.models)
         kw: dict[str, Any] = {}

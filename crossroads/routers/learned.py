@@ -95,7 +95,7 @@ class KNNPredictor(QualityPredictor):
 
 def _adam(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.ndarray], v: list[np.ndarray], t: int,
           lr: float) -> None:
-    for p, g, mi, vi in zip(params, grads, m, v):
+    for p, g, mi, vi in zip(params, grads, m, v, strict=True):
         mi *= 0.9
         mi += 0.1 * g
         vi *= 0.999
@@ -287,7 +287,7 @@ class LearnedRouter(UsesEmbedder, Router):
 
     def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
         preds = self.predictor.predict(self.embedder.embed([c.query for c in contexts]))
-        return [self._decision(c, p) for c, p in zip(contexts, preds)]
+        return [self._decision(c, p) for c, p in zip(contexts, preds, strict=True)]
 
     def referenced_targets(self) -> set[str]:
         return set()
@@ -302,7 +302,8 @@ class LearnedRouter(UsesEmbedder, Router):
         meta = {"format": "crossroads.learned_router/1", "kind": self.predictor.kind, "params": self.predictor.params(),
                 "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label,
                 **self.save_meta()}
-        np.savez_compressed(path, __meta__=np.array(json.dumps(meta)), **self.predictor.state())
+        arrays: dict[str, Any] = {"__meta__": np.array(json.dumps(meta)), **self.predictor.state()}
+        np.savez_compressed(path, **arrays)
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
     @classmethod
