@@ -18,6 +18,7 @@ kind loads its rows through :func:`resolve_data` and :func:`load_train_test`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -88,6 +89,8 @@ class RouterEntry(_Strict):
     name: str
     type: str
     params: dict[str, Any] = {}
+    slow: bool = Field(False, description="run only with include_slow (CLI --slow or CROSSROADS_EVAL_SLOW=1): "
+                                          "LLM routers on a CPU")
 
 
 class SettingsSpec(_Strict):
@@ -293,13 +296,17 @@ def run_suite(
     embedder: Any = None,
     limit: int | None = None,
     on_router: Callable[[str], None] | None = None,
+    include_slow: bool | None = None,
     train_file: str | Path | None = None,
     test_file: str | Path | None = None,
     prices_file: str | Path | None = None,
 ) -> SuiteResult:
-    """Run every router of the suite on its data. ``train_file`` / ``test_file`` / ``prices_file`` replace the suite's
-    ``data.train`` / ``data.test`` / ``data.prices`` (paths relative to the current directory); a test
-    file is evaluated as is, with no re-split. Nothing is stored: see ``EvalStore.save``."""
+    """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``.
+
+    Entries marked ``slow`` run only with ``include_slow`` (default: env ``CROSSROADS_EVAL_SLOW=1``).
+    ``train_file`` / ``test_file`` / ``prices_file`` replace the suite's ``data.train`` / ``data.test`` /
+    ``data.prices`` (paths relative to the current directory); a test file is evaluated as is, with no
+    re-split."""
     if isinstance(suite, SuiteSpec):
         spec, base = suite, base_dir or Path.cwd()
     else:
@@ -325,7 +332,10 @@ def run_suite(
 
         embedder = default_embedder()
     started = time.time()
-    routers = [(r.name, r.type, r.params) for r in spec.routers]
+    if include_slow is None:
+        include_slow = os.environ.get("CROSSROADS_EVAL_SLOW", "") == "1"
+    skipped_slow = [r.name for r in spec.routers if r.slow and not include_slow]
+    routers = [(r.name, r.type, r.params) for r in spec.routers if r.name not in skipped_slow]
     names = [r.name for r in spec.routers]
     if len(set(names)) != len(names):
         raise ConfigError(f"suite {spec.name!r}: router names must be unique, got {names}")
@@ -334,11 +344,13 @@ def run_suite(
         if files.format != "outcomes":
             raise ConfigError(f"suite {spec.name!r}: query_routing needs recorded-outcomes data, not {files.format}")
         from ..agents.backends.replay import RecordedOutcomes
+        from .llm_routers import LLM_QUERY_ROUTERS, evaluate_router_r1
+        from .metrics import CurvePoint, aiq_scores
         from .query_routing import QUERY_ROUTERS, evaluate_query_routers, outcomes_subset, prepare_query_data
 
         for _, kind, _ in routers:  # fail before any work on an unknown router
-            if kind not in QUERY_ROUTERS:
-                raise UnknownNameError("query router", kind, QUERY_ROUTERS)
+            if kind not in QUERY_ROUTERS and kind not in LLM_QUERY_ROUTERS:
+                raise UnknownNameError("query router", kind, {**QUERY_ROUTERS, **LLM_QUERY_ROUTERS})
 
         def load_outcomes(p: Path) -> RecordedOutcomes:
             o = RecordedOutcomes.load(p, prices=files.prices)
@@ -370,10 +382,21 @@ def run_suite(
         kw: dict[str, Any] = {}
         if spec.settings.lambdas:
             kw["lambdas"] = spec.settings.lambdas
-        results = evaluate_query_routers(train_d, test_d, routers, bootstrap=spec.settings.bootstrap,
+        learned = [r for r in routers if r[1] not in LLM_QUERY_ROUTERS]
+        results = evaluate_query_routers(train_d, test_d, learned, bootstrap=spec.settings.bootstrap,
                                          latency_embedder=embedder, latency_samples=spec.settings.latency_samples,
                                          strong_weak=sw, validation_fraction=spec.data.validation_fraction,
                                          seed=spec.data.seed, on_router=progress, **kw)
+        for r in routers:
+            if r[1] in LLM_QUERY_ROUTERS:  # through the router protocol, on a sample
+                progress(r[0])
+                results["routers"][r[0]] = evaluate_router_r1(train_d, test_d, train_o, r[2], seed=spec.data.seed)
+        if len(results["routers"]) > len(learned):  # one AIQ for the whole run: the shared max cost
+            curves = {k: [CurvePoint(p["cost"], p["quality"]) for p in v["points"]] for k, v in results["routers"].items()}
+            aiqs, results["aiq_max_cost"] = aiq_scores(curves)
+            for k, v in aiqs.items():
+                results["routers"][k]["aiq"] = v
+        results["routers"] = {r[0]: results["routers"][r[0]] for r in routers}  # suite order
         results["split"] = files.describe(spec.data)
     elif spec.kind == "online_routing":
         from ..agents.backends.replay import RecordedOutcomes
@@ -456,10 +479,11 @@ def run_suite(
             results["routers"][label] = m
     else:
         from .agent_selection import AGENT_ROUTERS, IntentData, evaluate_agent_routers, load_banking77, load_clinc150
+        from .llm_routers import LLM_AGENT_ROUTERS, evaluate_reasoning_router
 
         for _, kind, _ in routers:
-            if kind not in AGENT_ROUTERS:
-                raise UnknownNameError("agent-selection router", kind, AGENT_ROUTERS)
+            if kind not in AGENT_ROUTERS and kind not in LLM_AGENT_ROUTERS:
+                raise UnknownNameError("agent-selection router", kind, {**AGENT_ROUTERS, **LLM_AGENT_ROUTERS})
         if fmt == "clinc150":
             train, test = load_clinc150(rows_path)
         elif fmt == "banking77":
@@ -481,12 +505,17 @@ def run_suite(
         results = {"routers": {}}
         for r in routers:
             progress(r[0])
+            if r[1] in LLM_AGENT_ROUTERS:  # through the router protocol, on a sample
+                results["routers"][r[0]] = evaluate_reasoning_router(train, test, r[2], embedder, seed=spec.data.seed)
+                continue
             one = evaluate_agent_routers(train, test, [r], embedder, bootstrap=spec.settings.bootstrap,
                                          latency_samples=spec.settings.latency_samples, seed=spec.data.seed)
             results["routers"].update(one.pop("routers"))
             results.update(one)
     for m in results["routers"].values():
         m.pop("_router", None)
+    if skipped_slow:
+        results["skipped_slow"] = skipped_slow
     duration = time.time() - started
     return SuiteResult(id=uuid.uuid4().hex, spec=spec, results=results, data_hashes=hashes, created_at=started,
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))

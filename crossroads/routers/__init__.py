@@ -8,6 +8,9 @@ from .learned import ClassifierRouter, LearnedRouter, TrainedRouter
 from .cascade import CascadeRouter
 from .bandit import LinUCBRouter
 from .rules import RulesRouter
+from .llm_base import LLMRouter
+from .reasoning import ReasoningRouter
+from .router_r1 import RouterR1Router
 from .self_healing import SelfHealingRouter
 from .semantic import SemanticRouter
 from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
@@ -18,11 +21,14 @@ __all__ = [
     "ClassifierRouter",
     "FixedRouter",
     "HumanRouter",
+    "LLMRouter",
     "LearnedRouter",
     "LinUCBRouter",
     "MostCapableRouter",
     "PheromoneRouter",
     "RandomRouter",
+    "ReasoningRouter",
+    "RouterR1Router",
     "Router",
     "RulesRouter",
     "SelfHealingRouter",
