@@ -14,7 +14,6 @@ from crossroads.evals.metrics import (
     cost_to_reach,
     quantile_thresholds,
     sample_rows,
-    selection_metrics,
     strong_share_for_pgr,
     upper_hull,
 )
@@ -116,18 +115,6 @@ def test_latency_samples_cover_the_whole_test_set():
     assert len(idx) == 100 and len(set(idx.tolist())) == 100 and list(idx) == sorted(idx)
     assert idx.min() < 100 and idx.max() > 900  # not the first 100 rows
     assert list(sample_rows(5, 100)) == [0, 1, 2, 3, 4]
-
-
-def test_selection_metrics():
-    gold = ["a", "b", "oos", "c"]
-    chosen = [["a"], ["c", "b"], ["oos"], ["oos"]]
-    m = selection_metrics(gold, chosen)
-    assert m["top1_accuracy"] == 0.5 and m["set_accuracy"] == 0.75
-    assert m["mean_set_size"] == 1.25 and m["conflict_rate"] == 0.25
-    assert m["oos_precision"] == 0.5 and m["oos_recall"] == 1.0
-    assert m["in_scope_top1_accuracy"] == pytest.approx(1 / 3)
-    agree = selection_metrics(gold, chosen, outputs=[{}, {"c": "x", "b": "x"}, {}, {}])
-    assert agree["conflict_rate"] == 0.0
 
 
 def test_bootstrap_ci_covers_mean():
