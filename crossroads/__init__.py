@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         InputTooLargeError,
         RouterOutputError,
         RoutingError,
+        SkillError,
         StepLimitError,
         TargetError,
         ThreadFinishedError,
@@ -92,6 +93,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.reasoning import ReasoningRouter
     from .routers.rewards import agent_selection_reward, router_r1_reward
     from .routers.router_r1 import RouterR1Router, router_r1_agent
+    from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .routers.bandit import LinUCBRouter
     from .routers.cascade import CascadeRouter
@@ -125,7 +127,7 @@ _EXPORTS = {
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
                "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
-               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError", "SkillError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.compiled": ["RunDecision"],
     "orchestrator.state": ["FlowState", "FlowStateModel"],
@@ -140,6 +142,7 @@ _EXPORTS = {
     "routers.reasoning": ["ReasoningRouter"],
     "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
+    "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "routers.learned": ["LearnedRouter"],
     "routers.cascade": ["CascadeRouter"],
@@ -223,6 +226,10 @@ __all__ = [
     "RunEvent",
     "RunResult",
     "SQLRecorder",
+    "Skill",
+    "SkillError",
+    "SkillRegistry",
+    "SkillRouter",
     "SemanticRouter",
     "StepLimitError",
     "Target",
@@ -269,4 +276,7 @@ __all__ = [
     "StreamUsage",
     "LangChainChatModel",
     "run_cost",
+    "load_skills",
+    "skill_agent",
+    "skill_from_callable",
 ]
