@@ -12,6 +12,7 @@ import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError, TargetError
@@ -328,6 +329,7 @@ def _chat_runner(name: str, kind: TargetKind, chat_model: ChatModel, system: str
         meta = {"score": resp.score} if resp.score is not None else {}
         if resp.tool_calls:
             meta["tool_calls"] = list(resp.tool_calls)
-        return TargetResult(output=resp.text, calls=(call,), events=resp.events, metadata=meta)
+        failed = tuple(replace(c, target=name, kind=kind) for c in resp.failed_attempts)  # retried/fallen-back attempts
+        return TargetResult(output=resp.text, calls=(*failed, call), events=resp.events, metadata=meta)
 
     return run

@@ -131,9 +131,8 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
             error=f"{type(error).__name__}: {error}" if error else None,
         )
         recorder.record(step)
-        if result is not None:
-            for call in result.calls:
-                recorder.record(CallRecord(run_id=run_id, step_id=step.step_id, usage=call))
+        for call in (result.calls if result is not None else getattr(error, "calls", ())):  # failed attempts too
+            recorder.record(CallRecord(run_id=run_id, step_id=step.step_id, usage=call))
         for ev in (result.events if result is not None else getattr(error, "events", ())):
             recorder.record(EventRecord(kind=ev.kind, run_id=run_id, step_id=step.step_id, target=ev.target,
                                         detail=dict(ev.detail)))

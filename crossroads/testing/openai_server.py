@@ -1,7 +1,12 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 that misbehaves on purpose.
 
 Each request consumes the next mode from a script (then ``default``): ``ok``, ``500``, ``429``,
-``hang`` (sleeps ``hang_s``), ``garbage`` (invalid JSON), ``drop`` (a stream that breaks off), ``400``.
+``400``, ``hang`` (sleeps ``hang_s``), ``garbage`` (invalid JSON), ``drop`` (a stream that breaks off),
+``close`` (closes the connection without answering), ``trickle`` (sends the headers, then one byte of
+leading whitespace every ``trickle_s`` for ``trickle_for_s``, then the reply: no read ever times out).
+Streams send one chunk per word (``chunk_delay_s`` apart) and, when the request asks for
+``stream_options.include_usage``, a last chunk with the usage. :meth:`refused_url` is a URL where
+nothing listens (connection refused).
 
 Example::
 
@@ -12,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -47,10 +53,14 @@ class ScriptedOpenAIServer:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` with scripted failures."""
 
     def __init__(self, script: Iterable[str] = (), *, default: str = "ok", hang_s: float = 5.0,
-                 reply: Callable[[list[dict[str, Any]]], str] = _echo, model_names: Iterable[str] = ("fake",)) -> None:
+                 reply: Callable[[list[dict[str, Any]]], str] = _echo, model_names: Iterable[str] = ("fake",),
+                 trickle_s: float = 0.5, trickle_for_s: float = 20.0, chunk_delay_s: float = 0.0) -> None:
         self.script: deque[str] = deque(script)
         self.default = default
         self.hang_s = hang_s
+        self.trickle_s = trickle_s
+        self.trickle_for_s = trickle_for_s
+        self.chunk_delay_s = chunk_delay_s
         self.reply = reply
         self.model_names = list(model_names)
         self.requests: list[dict[str, Any]] = []
@@ -64,6 +74,14 @@ class ScriptedOpenAIServer:
         """Base URL ending in ``/v1``."""
         assert self._server is not None, "server not started"
         return f"http://127.0.0.1:{self._server.server_port}/v1"
+
+    @staticmethod
+    def refused_url() -> str:
+        """A ``/v1`` URL on 127.0.0.1 where nothing listens: connecting is refused."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1"
 
     def next_mode(self) -> str:
         with self._lock:
@@ -93,6 +111,12 @@ class ScriptedOpenAIServer:
                     self._send(404, b'{"error": {"message": "not found"}}')
 
             def do_POST(self) -> None:
+                try:
+                    self._post()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a deadline): fine
+                    self.close_connection = True
+
+            def _post(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 with outer._lock:
@@ -103,6 +127,10 @@ class ScriptedOpenAIServer:
                     err = {"error": {"message": f"scripted {mode}", "type": "server_error", "code": mode}}
                     self._send(int(mode), json.dumps(err).encode())
                     return
+                if mode == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if mode == "hang":
                     time.sleep(outer.hang_s)
                 if mode == "garbage":
@@ -111,17 +139,32 @@ class ScriptedOpenAIServer:
                 text = outer.reply(payload.get("messages", []))
                 model = payload.get("model", "fake")
                 if payload.get("stream"):
-                    self._stream(text, model, drop=(mode == "drop"))
+                    usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+                    self._stream(text, model, drop=(mode == "drop"), usage=usage)
                     return
-                body = {
+                body = json.dumps({
                     "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())},
-                }
-                self._send(200, json.dumps(body).encode())
+                    "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()),
+                              "total_tokens": 11 + len(text.split())},
+                }).encode()
+                if mode == "trickle":
+                    pad = max(1, int(outer.trickle_for_s / outer.trickle_s))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(pad + len(body)))
+                    self.end_headers()
+                    for _ in range(pad):  # JSON allows leading whitespace: the body stays valid
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(outer.trickle_s)
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                    return
+                self._send(200, body)
 
-            def _stream(self, text: str, model: str, drop: bool) -> None:
+            def _stream(self, text: str, model: str, drop: bool, usage: bool) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -133,6 +176,8 @@ class ScriptedOpenAIServer:
                         self.wfile.flush()
                         self.close_connection = True
                         return
+                    if i and outer.chunk_delay_s:
+                        time.sleep(outer.chunk_delay_s)
                     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
                              "choices": [{"index": 0, "delta": {"content": (w if i == 0 else " " + w)}, "finish_reason": None}]}
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -140,6 +185,11 @@ class ScriptedOpenAIServer:
                 end = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                 self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
+                if usage:
+                    last = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+                            "usage": {"prompt_tokens": 11, "completion_tokens": len(words),
+                                      "total_tokens": 11 + len(words)}}
+                    self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
