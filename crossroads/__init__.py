@@ -48,6 +48,12 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         UnknownTargetError,
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
+    from .orchestrator.compiled import RunDecision
+    from .orchestrator.state import FlowState
+    from .orchestrator.streaming import StreamChunk, StreamUsage
+    from .agents.lc import LangChainChatModel
+    from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
+    from .types import run_cost
     from .orchestrator.config import load_flow
     from .routers import (
         CheapestRouter,
@@ -94,14 +100,20 @@ _EXPORTS = {
     "errors": ["ConfigError", "CrossroadsError", "DeadlineExceededError", "FeedbackError", "FlowError",
                "MalformedResponseError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
-               "UnknownNameError", "UnknownRouterError", "UnknownTargetError"],
+               "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
+               "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
+    "orchestrator.compiled": ["RunDecision"],
+    "orchestrator.state": ["FlowState"],
+    "orchestrator.streaming": ["StreamChunk", "StreamUsage"],
+    "agents.lc": ["LangChainChatModel"],
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
-              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
+              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
+              "run_cost"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 
@@ -201,4 +213,14 @@ __all__ = [
     "optional_backend_available",
     "register_router",
     "tool",
+    "BudgetExceededError",
+    "InputError",
+    "InputTooLargeError",
+    "ThreadFinishedError",
+    "RunDecision",
+    "FlowState",
+    "StreamChunk",
+    "StreamUsage",
+    "LangChainChatModel",
+    "run_cost",
 ]
