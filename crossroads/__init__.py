@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .agents.backends.failures import classify_error, is_transport_error
     from .agents.backends.optional import missing_backend_note, optional_backend_available
     from .agents.backends.resilience import StreamBrokenError
-    from .agents.models import ChatModelBase, StreamChunk
+    from .agents.models import ChatModelBase, ModelChunk
     from .agents.embeddings import MiniLMEmbedder
     from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
     from .errors import (
@@ -95,7 +95,7 @@ _EXPORTS = {
     "agents.backends.failures": ["classify_error", "is_transport_error"],
     "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
     "agents.backends.resilience": ["StreamBrokenError"],
-    "agents.models": ["ChatModelBase", "StreamChunk"],
+    "agents.models": ["ChatModelBase", "ModelChunk"],
     "agents.embeddings": ["MiniLMEmbedder"],
     "errors": ["ConfigError", "CrossroadsError", "DeadlineExceededError", "FeedbackError", "FlowError",
                "MalformedResponseError", "RouterOutputError", "RoutingError",
@@ -161,6 +161,7 @@ __all__ = [
     "LiteLLMModel",
     "LlamaCppModel",
     "MalformedResponseError",
+    "ModelChunk",
     "MemoryRecorder",
     "Message",
     "MiniLMEmbedder",
@@ -186,7 +187,6 @@ __all__ = [
     "SemanticRouter",
     "StepLimitError",
     "StreamBrokenError",
-    "StreamChunk",
     "Target",
     "TargetError",
     "TargetInfo",

@@ -134,6 +134,7 @@ def test_every_model_failing_lists_every_models_error():
     assert e.value.errors["a"].startswith("server: InternalServerError") and "a: server" in str(e.value)
     assert e.value.errors["b"].startswith("rate_limit: RateLimitError") and "b: rate_limit" in str(e.value)
     assert [(c.model, c.error.split(":")[0]) for c in e.value.calls] == [("a", "server")] * 2 + [("b", "rate_limit")] * 2
+    assert is_transport_error(e.value) and classify_error(e.value).kind is FailureKind.RATE_LIMIT
 
 
 def test_application_errors_do_not_count_against_availability():
@@ -145,6 +146,9 @@ def test_application_errors_do_not_count_against_availability():
         with pytest.raises(AllModelsFailedError, match="mine: application: ValueError: bug in my prompt builder"):
             m.complete(MSGS)
     assert m.health_snapshot().status is HealthStatus.HEALTHY  # never cooled down, never DOWN
+    with pytest.raises(AllModelsFailedError) as e:
+        m.complete(MSGS)
+    assert not is_transport_error(e.value)  # the orchestrator does not mark the target DOWN either
     assert not is_transport_error(ValueError("x")) and not is_retryable(ValueError("x"))
 
 
@@ -289,7 +293,7 @@ async def test_every_backend_has_the_async_and_streaming_methods():
     assert (await acomplete_any(OnlyComplete(), MSGS)).text == "quack"
     assert [c.text async for c in astream_any(OnlyComplete(), MSGS)] == ["quack", ""]
 
-    class OldStream(OnlyComplete):  # streams plain strings, as backends did before StreamChunk
+    class OldStream(OnlyComplete):  # streams plain strings, as backends did before ModelChunk
         def stream(self, messages, **kw):
             yield from ["qu", "ack"]
 

@@ -2,7 +2,7 @@
 
 Backends (litellm providers, local models, replay models) implement :class:`ChatModel`: ``complete``
 and ``acomplete`` return a :class:`ModelResponse`; ``stream`` and ``astream`` yield
-:class:`StreamChunk` s whose text deltas arrive as the model produces them and whose last chunk carries
+:class:`ModelChunk` s whose text deltas arrive as the model produces them and whose last chunk carries
 the whole response (usage, cost, latency, events). :class:`ChatModelBase` derives the async and
 streaming methods from ``complete`` for a backend that has only that; :func:`acomplete_any`,
 :func:`stream_any` and :func:`astream_any` accept any object with a ``complete`` method.
@@ -25,7 +25,7 @@ __all__ = [
     "FunctionModel",
     "ModelEvent",
     "ModelResponse",
-    "StreamChunk",
+    "ModelChunk",
     "acomplete_any",
     "astream_any",
     "count_tokens_rough",
@@ -65,7 +65,7 @@ class ModelResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StreamChunk:
+class ModelChunk:
     """One piece of a streamed reply: a text delta, or (last chunk only) the whole response."""
 
     text: str = ""
@@ -95,11 +95,11 @@ class ChatModel(Protocol):
         """The same reply, without blocking the event loop."""
         ...
 
-    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[StreamChunk]:
+    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[ModelChunk]:
         """Text deltas as they are produced; the last chunk carries the whole :class:`ModelResponse`."""
         ...
 
-    def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[ModelChunk]:
         """Async :meth:`stream`."""
         ...
 
@@ -116,10 +116,10 @@ def failed_call(model: str, exc: BaseException, latency_ms: float, *, cause: str
                      error=f"{prefix}{type(exc).__name__}: {exc}"[:500])
 
 
-def _final_chunks(resp: ModelResponse) -> Iterator[StreamChunk]:
+def _final_chunks(resp: ModelResponse) -> Iterator[ModelChunk]:
     if resp.text:
-        yield StreamChunk(text=resp.text)
-    yield StreamChunk(response=resp)
+        yield ModelChunk(text=resp.text)
+    yield ModelChunk(response=resp)
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()
@@ -189,10 +189,10 @@ class ChatModelBase:
     async def acomplete(self, messages: Sequence[Message], **kwargs: Any) -> ModelResponse:
         return await asyncio.to_thread(self.complete, messages, **kwargs)
 
-    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[StreamChunk]:
+    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[ModelChunk]:
         yield from _final_chunks(self.complete(messages, **kwargs))
 
-    async def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    async def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[ModelChunk]:
         for chunk in _final_chunks(await self.acomplete(messages, **kwargs)):
             yield chunk
 
@@ -204,29 +204,29 @@ async def acomplete_any(model: Any, messages: Sequence[Message], **kwargs: Any) 
     return await asyncio.to_thread(model.complete, messages, **kwargs)
 
 
-def _normalise(model: Any, items: Iterator[Any], started: float) -> Iterator[StreamChunk]:
+def _normalise(model: Any, items: Iterator[Any], started: float) -> Iterator[ModelChunk]:
     """Accept streams of plain strings (older backends): wrap them and add the final chunk."""
     parts: list[str] = []
     first: float | None = None
     for item in items:
-        if isinstance(item, StreamChunk):
+        if isinstance(item, ModelChunk):
             if item.final:
                 yield item
                 return
             chunk = item
         else:
-            chunk = StreamChunk(text=str(item))
+            chunk = ModelChunk(text=str(item))
         if chunk.text and first is None:
             first = (time.perf_counter() - started) * 1e3
         parts.append(chunk.text)
         yield chunk
     text = "".join(parts)
-    yield StreamChunk(response=ModelResponse(text=text, model=getattr(model, "name", "model"),
+    yield ModelChunk(response=ModelResponse(text=text, model=getattr(model, "name", "model"),
                                              output_tokens=count_tokens_rough(text),
                                              latency_ms=(time.perf_counter() - started) * 1e3, first_chunk_ms=first))
 
 
-def stream_any(model: Any, messages: Sequence[Message], **kwargs: Any) -> Iterator[StreamChunk]:
+def stream_any(model: Any, messages: Sequence[Message], **kwargs: Any) -> Iterator[ModelChunk]:
     """``model.stream`` when it has one (plain-string streams are wrapped), else one chunk from ``complete``."""
     started = time.perf_counter()
     if hasattr(model, "stream"):
@@ -236,7 +236,7 @@ def stream_any(model: Any, messages: Sequence[Message], **kwargs: Any) -> Iterat
     yield from _final_chunks(replace(resp, first_chunk_ms=resp.latency_ms))
 
 
-async def astream_any(model: Any, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[StreamChunk]:
+async def astream_any(model: Any, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[ModelChunk]:
     """``model.astream`` when it has one; else ``stream`` in a worker thread; else one chunk."""
     if hasattr(model, "astream"):
         async for chunk in model.astream(messages, **kwargs):

@@ -151,18 +151,9 @@ class Target:
 def is_transport_error(exc: BaseException) -> bool:
     """True when ``exc`` is a transport or provider failure (connection, timeout, 429/5xx, every
     model of a fallback chain failed): the failures that count against a target's availability."""
-    try:  # the model layer's classification, when present
-        from .backends import is_transport_error as classify  # type: ignore[attr-defined]
-    except ImportError:
-        classify = None
-    if classify is not None:
-        return bool(classify(exc))
-    from .backends.litellm_model import is_retryable
-    from .backends.resilience import AllModelsFailedError
+    from .backends.failures import is_transport_error as classify  # the model layer's one classification
 
-    if isinstance(exc, (AllModelsFailedError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
-        return True
-    return is_retryable(exc) and not isinstance(exc, (ValueError, TypeError, KeyError))
+    return classify(exc)
 
 
 def _run_coro_blocking(coro: Awaitable[Any]) -> Any:

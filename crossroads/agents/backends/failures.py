@@ -39,13 +39,15 @@ class FailureKind(str, Enum):
     """HTTP 401/403: a key problem, not an outage."""
     CLIENT = "client"
     """Another HTTP 4xx: the request is wrong; retrying it cannot help."""
+    UNAVAILABLE = "unavailable"
+    """Every model of a fallback chain was skipped: all are cooling down after repeated failures."""
     APPLICATION = "application"
     """Not a provider failure at all: a bug or bad input in the caller's code."""
 
 
 _TRANSPORT = {FailureKind.DEADLINE, FailureKind.TIMEOUT, FailureKind.CONNECTION, FailureKind.RATE_LIMIT,
-              FailureKind.SERVER, FailureKind.MALFORMED}
-_RETRYABLE = _TRANSPORT
+              FailureKind.SERVER, FailureKind.MALFORMED, FailureKind.UNAVAILABLE}
+_RETRYABLE = _TRANSPORT - {FailureKind.UNAVAILABLE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,9 @@ def error_status(exc: BaseException) -> int | None:
 def classify_error(exc: BaseException) -> Failure:
     """The cause of a failed model call (see :class:`FailureKind`)."""
     name = type(exc).__name__
+    composite = getattr(exc, "failure", None)  # a fallback chain's error: classified when it was raised
+    if isinstance(composite, Failure):
+        return composite
     chain = list(_chain(exc))
     if any(isinstance(c, DeadlineExceededError) for c in chain):
         return Failure(FailureKind.DEADLINE, None, name)

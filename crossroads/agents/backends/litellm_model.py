@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from ...errors import DeadlineExceededError, MalformedResponseError, TargetError
 from ...types import CostModel, Message
-from ..models import ChatModelBase, ModelResponse, StreamChunk, count_tokens_rough
+from ..models import ChatModelBase, ModelChunk, ModelResponse, count_tokens_rough
 from ._aio import aiterate_on_loop, iterate_sync, on_loop, run_sync
 from .catalogue import ModelCatalogue
 from .failures import error_status, is_retryable
@@ -194,7 +194,7 @@ class LiteLLMModel(ChatModelBase):
         return run_sync(self._acomplete(messages, tools, deadline_s, params))
 
     async def astream(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                      deadline_s: float | None = None, **params: Any) -> AsyncIterator[StreamChunk]:
+                      deadline_s: float | None = None, **params: Any) -> AsyncIterator[ModelChunk]:
         """Text deltas as the provider sends them; the last chunk carries usage (``include_usage``), cost,
         latency and the finish reason. A stream that breaks off raises :class:`TargetError`.
         ``deadline_s`` (default: the model's) bounds the time to the first chunk; ``stream_deadline_s``
@@ -203,7 +203,7 @@ class LiteLLMModel(ChatModelBase):
             yield chunk
 
     async def _astream(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None,
-                       deadline_s: float | None, params: Mapping[str, Any]) -> AsyncIterator[StreamChunk]:
+                       deadline_s: float | None, params: Mapping[str, Any]) -> AsyncIterator[ModelChunk]:
         litellm = _litellm()
         started = time.perf_counter()
         first_deadline = deadline_s if deadline_s is not None else self.deadline_s
@@ -245,7 +245,7 @@ class LiteLLMModel(ChatModelBase):
                         if first_ms is None:
                             first_ms = (time.perf_counter() - started) * 1e3
                         parts.append(text)
-                        yield StreamChunk(text=text)
+                        yield ModelChunk(text=text)
         except (DeadlineExceededError, GeneratorExit, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -259,13 +259,13 @@ class LiteLLMModel(ChatModelBase):
                               target=self.name) from ConnectionError("stream ended without a finish reason")
         text = "".join(parts)
         tin, tout = self._usage(usage, messages, text)
-        yield StreamChunk(response=ModelResponse(
+        yield ModelChunk(response=ModelResponse(
             text=text, model=self.name, input_tokens=tin, output_tokens=tout, cost_usd=self.cost.estimate(tin, tout),
             latency_ms=(time.perf_counter() - started) * 1e3, tool_calls=tools_acc.calls(), finish_reason=finish,
             first_chunk_ms=first_ms))
 
     def stream(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
-               deadline_s: float | None = None, **params: Any) -> Iterator[StreamChunk]:
+               deadline_s: float | None = None, **params: Any) -> Iterator[ModelChunk]:
         """Sync :meth:`astream`."""
         return iterate_sync(self._astream(messages, tools, deadline_s, params))
 
@@ -311,7 +311,7 @@ class OpenAIClientModel(ChatModelBase):
                              tool_calls=_tool_calls(msg), finish_reason=getattr(choice, "finish_reason", None))
 
     def stream(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
-               **params: Any) -> Iterator[StreamChunk]:
+               **params: Any) -> Iterator[ModelChunk]:
         started = time.perf_counter()
         kw = self._kw(messages, tools, params)
         stream = self.client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True})
@@ -328,11 +328,11 @@ class OpenAIClientModel(ChatModelBase):
                 if getattr(choice.delta, "content", None):
                     first_ms = first_ms if first_ms is not None else (time.perf_counter() - started) * 1e3
                     parts.append(choice.delta.content)
-                    yield StreamChunk(text=choice.delta.content)
+                    yield ModelChunk(text=choice.delta.content)
         text = "".join(parts)
         tin = int(getattr(usage, "prompt_tokens", 0) or 0)
         tout = int(getattr(usage, "completion_tokens", 0) or 0) or count_tokens_rough(text)
-        yield StreamChunk(response=ModelResponse(
+        yield ModelChunk(response=ModelResponse(
             text=text, model=self.name, input_tokens=tin, output_tokens=tout, cost_usd=self.cost.estimate(tin, tout),
             latency_ms=(time.perf_counter() - started) * 1e3, tool_calls=tools_acc.calls(), finish_reason=finish,
             first_chunk_ms=first_ms))

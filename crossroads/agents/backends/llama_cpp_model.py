@@ -21,7 +21,7 @@ from typing import Any
 
 from ...errors import ConfigError, TargetError
 from ...types import CostModel, Message
-from ..models import ChatModelBase, ModelResponse, StreamChunk, iterate_in_thread
+from ..models import ChatModelBase, ModelChunk, ModelResponse, iterate_in_thread
 
 __all__ = ["LlamaCppModel", "default_gguf_path"]
 
@@ -118,7 +118,7 @@ class LlamaCppModel(ChatModelBase):
                              cost_usd=self.cost.estimate(tin, tout), latency_ms=(time.perf_counter() - started) * 1e3,
                              finish_reason=out["choices"][0].get("finish_reason"))
 
-    def stream(self, messages: Sequence[Message], *, max_tokens: int | None = None, **_: Any) -> Iterator[StreamChunk]:
+    def stream(self, messages: Sequence[Message], *, max_tokens: int | None = None, **_: Any) -> Iterator[ModelChunk]:
         """Text deltas as llama.cpp samples them; the last chunk carries token counts and latency."""
         started = time.perf_counter()
         parts: list[str] = []
@@ -135,15 +135,15 @@ class LlamaCppModel(ChatModelBase):
                 if delta.get("content"):
                     first_ms = first_ms if first_ms is not None else (time.perf_counter() - started) * 1e3
                     parts.append(delta["content"])
-                    yield StreamChunk(text=delta["content"])
+                    yield ModelChunk(text=delta["content"])
             text = "".join(parts)
             tin = len(self._prompt_tokens(messages)) if self._llm.metadata.get("tokenizer.chat_template") else 0
             tout = len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
-        yield StreamChunk(response=ModelResponse(
+        yield ModelChunk(response=ModelResponse(
             text=text, model=self.name, input_tokens=tin, output_tokens=tout, cost_usd=self.cost.estimate(tin, tout),
             latency_ms=(time.perf_counter() - started) * 1e3, finish_reason=finish, first_chunk_ms=first_ms))
 
-    async def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    async def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[ModelChunk]:
         """:meth:`stream` in a worker thread (llama.cpp computes on the CPU/GPU; the loop stays free)."""
         async for chunk in iterate_in_thread(lambda: self.stream(messages, **kwargs)):
             yield chunk

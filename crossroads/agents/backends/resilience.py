@@ -25,15 +25,15 @@ from ...types import CallUsage, Health, HealthStatus, Message
 from ..health import HealthTracker
 from ..models import (
     ChatModel,
+    ModelChunk,
     ModelEvent,
     ModelResponse,
-    StreamChunk,
     acomplete_any,
     astream_any,
     failed_call,
     stream_any,
 )
-from .failures import classify_error, is_retryable
+from .failures import Failure, FailureKind, classify_error, is_retryable
 
 __all__ = ["AllModelsFailedError", "ResilientModel", "StreamBrokenError"]
 
@@ -53,21 +53,27 @@ class AllModelsFailedError(TargetError):
     """
 
     def __init__(self, message: str, *, target: str, events: Sequence[ModelEvent],
-                 errors: Mapping[str, str] | None = None, calls: Sequence[CallUsage] = ()) -> None:
+                 errors: Mapping[str, str] | None = None, calls: Sequence[CallUsage] = (),
+                 failure: Failure | None = None) -> None:
         super().__init__(message, target=target)
         self.events = tuple(events)
         self.errors = dict(errors or {})
         self.calls = tuple(calls)
+        self.failure = failure
+        """The chain's cause for :func:`classify_error`: the last transport failure if any attempt had
+        one (then the target is unavailable), else the last failure."""
 
 
 class StreamBrokenError(TargetError):
     """A stream failed after its first chunk was delivered: it cannot be retried or fall back without
     repeating text, so it fails; ``events`` and ``calls`` as for :class:`AllModelsFailedError`."""
 
-    def __init__(self, message: str, *, target: str, events: Sequence[ModelEvent], calls: Sequence[CallUsage]) -> None:
+    def __init__(self, message: str, *, target: str, events: Sequence[ModelEvent], calls: Sequence[CallUsage],
+                 failure: Failure | None = None) -> None:
         super().__init__(message, target=target)
         self.events = tuple(events)
         self.calls = tuple(calls)
+        self.failure = failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,7 @@ class ResilientModel:
         events: list[ModelEvent] = []
         failed: list[CallUsage] = []
         errors: dict[str, str] = {}
+        seen: list[Failure] = []
 
         def left() -> float | None:
             return None if self.deadline_s is None else self.deadline_s - (time.perf_counter() - started)
@@ -200,6 +207,7 @@ class ResilientModel:
                     self._streak[m.name] = 0
                     return _Done(m, tuple(events), tuple(failed))
                 f = classify_error(exc)
+                seen.append(f)
                 self._failed(m, latency, f.transport, events)
                 failed.append(failed_call(m.name, exc, latency, cause=f.kind.value))
                 errors[m.name] = f"{f.kind.value}: {type(exc).__name__}: {exc}"[:300]
@@ -225,8 +233,13 @@ class ResilientModel:
             errors.setdefault(m.name, "not tried: the deadline passed first" if out_of_time else "not tried")
         listing = "; ".join(f"{n}: {e}" for n, e in errors.items())
         why = f"the {self.deadline_s:g} s deadline passed" if out_of_time else "every model failed"
+        transport = [f for f in seen if f.transport]
+        if transport or seen:
+            cause = (transport or seen)[-1]
+        else:  # nothing was tried: every model cools down, or no time was left
+            cause = Failure(FailureKind.DEADLINE if out_of_time else FailureKind.UNAVAILABLE, None, "AllModelsFailedError")
         raise AllModelsFailedError(f"{why} for {self.name!r}: {listing}", target=self.name, events=events,
-                                   errors=errors, calls=failed)
+                                   errors=errors, calls=failed, failure=cause)
 
     def _kwargs(self, m: ChatModel, kwargs: Mapping[str, Any], left: float | None) -> dict[str, Any]:
         kw = dict(kwargs)
@@ -292,12 +305,12 @@ class ResilientModel:
         return StreamBrokenError(
             f"stream from {m.name!r} failed after its first chunk ({f.kind.value}: {type(exc).__name__}: {exc}); "
             "not retried: text was already delivered", target=self.name, events=events,
-            calls=done.failed + (failed_call(m.name, exc, latency_ms, cause=f.kind.value),))
+            calls=done.failed + (failed_call(m.name, exc, latency_ms, cause=f.kind.value),), failure=f)
 
-    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[StreamChunk]:
+    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[ModelChunk]:
         """Stream from the first model that delivers a first chunk; retries and fallbacks happen before it."""
         policy = self._policy(time.perf_counter())
-        opened: tuple[ChatModel, Iterator[StreamChunk], StreamChunk, float] | None = None
+        opened: tuple[ChatModel, Iterator[ModelChunk], ModelChunk, float] | None = None
         try:
             action = next(policy)
             while True:
@@ -329,10 +342,10 @@ class ResilientModel:
             except Exception as exc:  # noqa: BLE001 - reported with its events and calls
                 raise self._broken(m, exc, (time.perf_counter() - t0) * 1e3, done) from exc
 
-    async def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    async def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[ModelChunk]:
         """Async :meth:`stream`."""
         policy = self._policy(time.perf_counter())
-        opened: tuple[ChatModel, AsyncIterator[StreamChunk], StreamChunk, float] | None = None
+        opened: tuple[ChatModel, AsyncIterator[ModelChunk], ModelChunk, float] | None = None
         try:
             action = next(policy)
             while True:
