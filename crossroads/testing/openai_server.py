@@ -100,6 +100,10 @@ class ScriptedOpenAIServer:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                # no keep-alive: a client's pooled connection must never outlive this server and reach
+                # the next one that gets the same port (a spurious failure in someone else's test)
+                self.send_header("Connection", "close")
+                self.close_connection = True
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -154,6 +158,8 @@ class ScriptedOpenAIServer:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(pad + len(body)))
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                     self.end_headers()
                     for _ in range(pad):  # JSON allows leading whitespace: the body stays valid
                         self.wfile.write(b" ")

@@ -43,6 +43,31 @@ def _litellm() -> Any:
     return litellm
 
 
+_warm_lock: asyncio.Lock | None = None
+_warmed = False
+
+
+async def _warm_up(litellm: Any) -> None:
+    """Once per process, run litellm's request pipeline on a mocked reply (``mock_response``: nothing is
+    sent), plain and streamed. litellm imports much of itself lazily on the first call (1-4 s on a busy
+    machine); done here, that one-off local work is not charged to the first real call's deadline."""
+    global _warm_lock, _warmed
+    if _warmed:
+        return
+    _warm_lock = _warm_lock or asyncio.Lock()  # the background loop is the only loop that gets here
+    async with _warm_lock:
+        if _warmed:
+            return
+        msgs = [{"role": "user", "content": "warm-up"}]
+        with contextlib.suppress(Exception):
+            await litellm.acompletion(model="openai/gpt-4o-mini", messages=msgs, mock_response="ok")
+            stream = await litellm.acompletion(model="openai/gpt-4o-mini", messages=msgs, mock_response="ok",
+                                               stream=True)
+            async for _ in stream:
+                pass
+        _warmed = True
+
+
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """crossroads messages → OpenAI chat messages."""
     return [{"role": m.role, "content": m.content} for m in messages]
@@ -182,6 +207,7 @@ class LiteLLMModel(ChatModelBase):
     async def _acomplete(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None,
                          deadline_s: float | None, params: Mapping[str, Any]) -> ModelResponse:
         litellm = _litellm()
+        await _warm_up(litellm)
         started = time.perf_counter()
         deadline = deadline_s if deadline_s is not None else self.deadline_s
         resp = await _before(litellm.acompletion(**self._kwargs(messages, tools, params)), deadline,
@@ -205,6 +231,7 @@ class LiteLLMModel(ChatModelBase):
     async def _astream(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None,
                        deadline_s: float | None, params: Mapping[str, Any]) -> AsyncIterator[ModelChunk]:
         litellm = _litellm()
+        await _warm_up(litellm)
         started = time.perf_counter()
         first_deadline = deadline_s if deadline_s is not None else self.deadline_s
         whole = self.stream_deadline_s
