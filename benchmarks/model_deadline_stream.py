@@ -72,7 +72,7 @@ def streaming() -> dict:
 
     words = " ".join(f"w{i}" for i in range(40))
     msgs = [Message(role="user", content=MSG)]
-    with ScriptedOpenAIServer(chunk_delay_s=0.05, reply=lambda _: words) as srv:
+    with ScriptedOpenAIServer(stream_delay_s=0.05, reply=lambda _: words) as srv:
         m = LiteLLMModel("openai/fake", api_base=srv.url, api_key="sk-bench", cost=CostModel(input_per_mtok=1))
         list(m.stream(msgs))  # warm-up: litellm's lazy imports
         runs = []

@@ -43,13 +43,16 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         TraceSchemaVersionError,
         TraceStoreCorruptError,
         TraceStoreError,
+        TraceStoreForeignError,
+        TraceStoreLockedError,
+        TraceStoreReadOnlyError,
         UnknownNameError,
         UnknownRouterError,
         UnknownTargetError,
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
     from .orchestrator.compiled import RunDecision
-    from .orchestrator.state import FlowState
+    from .orchestrator.state import FlowState, FlowStateModel
     from .orchestrator.streaming import StreamChunk, StreamUsage
     from .agents.lc import LangChainChatModel
     from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
@@ -69,6 +72,10 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         get_router_class,
         register_router,
     )
+    from .routers.llm_base import LLMRouter
+    from .routers.reasoning import ReasoningRouter
+    from .routers.rewards import agent_selection_reward, router_r1_reward
+    from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -101,15 +108,20 @@ _EXPORTS = {
                "MalformedResponseError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
-               "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError"],
+               "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.compiled": ["RunDecision"],
-    "orchestrator.state": ["FlowState"],
+    "orchestrator.state": ["FlowState", "FlowStateModel"],
     "orchestrator.streaming": ["StreamChunk", "StreamUsage"],
     "agents.lc": ["LangChainChatModel"],
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
+    "routers.llm_base": ["LLMRouter"],
+    "routers.reasoning": ["ReasoningRouter"],
+    "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
+    "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
@@ -158,6 +170,7 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
     "MalformedResponseError",
@@ -172,6 +185,7 @@ __all__ = [
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
+    "ReasoningRouter",
     "RecordedOutcomes",
     "Recorder",
     "ReplayModel",
@@ -179,6 +193,7 @@ __all__ = [
     "RouteContext",
     "Router",
     "RouterOutputError",
+    "RouterR1Router",
     "RoutingError",
     "RulesRouter",
     "RunEvent",
@@ -197,10 +212,14 @@ __all__ = [
     "TraceStore",
     "TraceStoreCorruptError",
     "TraceStoreError",
+    "TraceStoreForeignError",
+    "TraceStoreLockedError",
+    "TraceStoreReadOnlyError",
     "UnknownNameError",
     "UnknownRouterError",
     "UnknownTargetError",
     "agent",
+    "agent_selection_reward",
     "available_routers",
     "classify_error",
     "create_router",
@@ -212,6 +231,8 @@ __all__ = [
     "model",
     "optional_backend_available",
     "register_router",
+    "router_r1_agent",
+    "router_r1_reward",
     "tool",
     "BudgetExceededError",
     "InputError",
@@ -219,6 +240,7 @@ __all__ = [
     "ThreadFinishedError",
     "RunDecision",
     "FlowState",
+    "FlowStateModel",
     "StreamChunk",
     "StreamUsage",
     "LangChainChatModel",

@@ -187,3 +187,18 @@ class MalformedResponseError(TargetError):
 
 
 __all__ += ["DeadlineExceededError", "MalformedResponseError"]
+
+
+class TraceStoreReadOnlyError(TraceStoreError):
+    """The trace database (or its folder) cannot be written; reading it still works."""
+
+
+class TraceStoreForeignError(TraceStoreCorruptError):
+    """The file is an SQLite database of another application; crossroads refuses it untouched."""
+
+
+class TraceStoreLockedError(TraceStoreError):
+    """The trace database stayed locked by another process longer than the writer retries."""
+
+
+__all__ += ["TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"]

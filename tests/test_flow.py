@@ -626,3 +626,145 @@ def test_budget_is_enforced():
     with pytest.raises(BudgetExceededError, match="budget before node 'b'"):
         flow.compile().invoke("x")
     Flow("ok", max_cost_usd=0.5).add(agent("a", lambda t: "a", cost={"per_call": 0.2})).compile().invoke("x")
+
+
+# -- agents that call tools; state the user owns --------------------------------------------------
+
+def test_react_example_runs_the_tool_loop_through_a_provider_endpoint():
+    import importlib.util
+    from pathlib import Path
+
+    from crossroads.testing import ScriptedOpenAIServer
+    from crossroads.tracing import CallRecord
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "react_agent.py"
+    spec = importlib.util.spec_from_file_location("react_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rec = MemoryRecorder()
+    with ScriptedOpenAIServer(reply=mod.scripted_policy) as srv:
+        app = mod.build_flow(srv.url).compile(recorder=rec)
+        res = app.invoke("what is 17 * 23 plus the number of moons of Mars?")
+        direct = app.invoke("17 * 23")
+    assert res.output == "The answer: 17 * 23 + 2 = 393"
+    # tool calls and tool results reached the provider in OpenAI form
+    third = srv.requests[2]["messages"]
+    assert third[-1] == {"role": "tool", "content": "17 * 23 + 2 = 393", "tool_call_id": "call_2"}
+    assert third[-2]["tool_calls"][0]["function"] == {"name": "calculate", "arguments": '{"expression": "17 * 23 + 2"}'}
+    assert srv.requests[0]["tools"][1]["function"]["name"] == "lookup"
+    # each model call and each tool call is a traced call of the agent's step
+    calls = [(c.usage.target, c.usage.kind.value) for c in rec.of_type(CallRecord) if c.run_id == res.run_id]
+    assert calls == [("assistant", "agent"), ("lookup", "tool"), ("assistant", "agent"), ("calculate", "tool"),
+                     ("assistant", "agent")]
+    kinds = [type(m).__name__ for m in res.state["messages"]]
+    assert kinds == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    assert direct.output == "17 * 23 = 391" and direct.decisions[0].targets == ("calculate",)  # the tool as a route target
+
+
+def _tool_model(script):
+    """A chat model replying from a script of (text, tool_calls) and recording what it was sent."""
+    from crossroads import ModelResponse
+
+    class Scripted:
+        name = "scripted"
+
+        def __init__(self):
+            self.sent = []
+
+        def complete(self, messages, tools=None):
+            self.sent.append((list(messages), tools))
+            text, calls = script[min(len(self.sent), len(script)) - 1]
+            return ModelResponse(text=text, model=self.name, tool_calls=tuple(calls))
+
+    return Scripted()
+
+
+def test_tool_errors_go_back_to_the_model_and_rounds_are_bounded():
+    from crossroads import TargetError
+
+    def explode(x: str) -> str:
+        raise ValueError("bad x")
+
+    m = _tool_model([("", [{"id": "1", "name": "explode", "arguments": '{"x": "a"}'},
+                           {"id": "2", "name": "nope", "arguments": "{}"}]), ("recovered", [])])
+    app = Flow("t").add(llm_agent("a", m, "use tools", tools=[explode])).compile()
+    assert app.invoke("go").output == "recovered"
+    tool_msgs = [x for x in m.sent[1][0] if x.role == "tool"]
+    assert [(x.tool_call_id, x.content) for x in tool_msgs] == [
+        ("1", "error: ValueError: bad x"), ("2", "error: there is no tool 'nope'; tools: explode")]
+    looping = _tool_model([("", [{"id": "1", "name": "explode", "arguments": "{}"}])])
+    app2 = Flow("t2").add(llm_agent("a", looping, "x", tools=[explode], max_tool_rounds=3)).compile()
+    with pytest.raises(TargetError, match="after 3 model calls"):
+        app2.invoke("go")
+    assert len(looping.sent) == 3
+
+
+def test_user_state_schema_extends_flow_state():
+    from crossroads import FlowState, TargetResult
+
+    class TicketState(FlowState, total=False):
+        ticket: str
+        attempts: int
+
+    def triage(request):
+        return TargetResult(output="triaged", update={"ticket": "T-1", "attempts": 1})
+
+    def solve(request):
+        return f"solved {request.state['ticket']}"
+
+    flow = Flow("s", state_schema=TicketState).add(agent("triage", triage), agent("solve", solve))
+    flow.edge(START, "triage").edge("triage", "solve")
+    res = flow.compile().invoke("help")
+    assert res.output == "solved T-1" and res.state["ticket"] == "T-1"
+
+    from crossroads import FlowStateModel
+
+    class TicketModel(FlowStateModel):
+        ticket: str = ""
+
+    flow = Flow("p", state_schema=TicketModel).add(agent("triage", triage), agent("solve", solve))
+    flow.edge(START, "triage").edge("triage", "solve")
+    app = flow.compile(checkpointer="memory")
+    assert app.invoke("help", thread_id="p").output == "solved T-1"
+    again = app.invoke("more help", thread_id="p")  # a new turn on the pydantic state
+    assert again.steps == 2 and len(again.state["messages"]) == 6
+
+    class NotExtending(dict):
+        x: int
+
+    with pytest.raises(ConfigError, match="must extend crossroads.FlowState"):
+        Flow("bad", state_schema=NotExtending)
+
+
+def test_langchain_chat_model_and_langgraph_graph_as_targets():
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import END as LG_END
+    from langgraph.graph import START as LG_START
+    from langgraph.graph import MessagesState, StateGraph
+
+    from crossroads import model
+
+    lc = GenericFakeChatModel(messages=iter([AIMessage(content="from langchain")]))
+    g = StateGraph(MessagesState)
+    g.add_node("shout", lambda s: {"messages": [AIMessage(content=s["messages"][-1].content.upper())]})
+    g.add_edge(LG_START, "shout")
+    g.add_edge("shout", LG_END)
+    flow = Flow("lc").add(model("lc", lc), agent("graph", g.compile()))
+    flow.route(START, RulesRouter(rules=[{"when": {"keyword": "graph"}, "route": "graph"}], default="lc"),
+               candidates=["lc", "graph"])
+    app = flow.compile()
+    assert app.invoke("hi").output == "from langchain"
+    assert app.invoke("graph me").output == "GRAPH ME"
+
+
+def test_nested_flow_graph_as_a_subgraph_keeps_tracing():
+    inner = support_flow().compile(recorder=(rec := MemoryRecorder()))
+    outer = Flow("outer").add(agent("support", inner.graph), agent("wrap", lambda t: f"[{t}]"))
+    outer.edge(START, "support").edge("support", "wrap")
+    outer_app = outer.compile(recorder=rec)
+    res = outer_app.invoke("refund me")
+    assert res.output == "[billing:refund me]"
+    steps = [(s.run_id, s.node) for s in rec.of_type(StepRecord)]
+    assert (res.run_id, "billing") in steps and (res.run_id, "wrap") in steps  # the inner step is in the outer run
+    assert [d.run_id for d in rec.of_type(DecisionRecord)] == [res.run_id]

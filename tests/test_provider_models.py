@@ -237,7 +237,7 @@ async def test_async_deadline_cancels_any_model():
 
 
 def test_stream_chunks_usage_and_time_to_first_chunk():
-    with ScriptedOpenAIServer(chunk_delay_s=0.1, reply=lambda m: "one two three four five six") as srv:
+    with ScriptedOpenAIServer(stream_delay_s=0.1, reply=lambda m: "one two three four five six") as srv:
         list(fake(srv).stream(MSGS))  # warm up litellm's lazy imports, which would dominate the first chunk
         chunks = list(fake(srv).stream(MSGS, max_tokens=20))
     assert srv.requests[1]["stream_options"] == {"include_usage": True} and srv.requests[1]["max_tokens"] == 20

@@ -17,6 +17,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,9 @@ class CheckpointSerializer(SerializerProtocol):
         )
         self._blobs = _BlobTable(blob_path) if blob_path else None
         self._threshold = threshold
+        # the same large string is in every checkpoint of a run: hash (and redact) it once
+        self._memo: OrderedDict[int, tuple[str, str]] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     @classmethod
     def from_env(cls, blob_path: str | None) -> CheckpointSerializer:
@@ -113,13 +117,9 @@ class CheckpointSerializer(SerializerProtocol):
     # -- the walk -------------------------------------------------------------------------------
     def _out(self, obj: Any) -> Any:
         if isinstance(obj, str):
-            if not self.encrypted:
-                obj = redact(obj)
             if self._blobs is not None and len(obj) >= self._threshold:
-                digest = hashlib.sha256(obj.encode("utf-8", "surrogatepass")).hexdigest()
-                self._blobs.put(digest, self._inner.dumps_typed(obj))
-                return _BLOB + digest
-            return obj
+                return self._blob_ref(obj)
+            return obj if self.encrypted else redact(obj)
         if isinstance(obj, dict):
             return {k: self._out(v) for k, v in obj.items()}
         if isinstance(obj, list):
@@ -134,6 +134,22 @@ class CheckpointSerializer(SerializerProtocol):
         if isinstance(obj, Send):
             return Send(obj.node, self._out(obj.arg))
         return obj
+
+    def _blob_ref(self, obj: str) -> str:
+        with self._memo_lock:
+            hit = self._memo.get(id(obj))
+            if hit is not None and hit[0] is obj:
+                return hit[1]
+        text = obj if self.encrypted else redact(obj)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        assert self._blobs is not None
+        self._blobs.put(digest, self._inner.dumps_typed(text))
+        ref = _BLOB + digest
+        with self._memo_lock:
+            self._memo[id(obj)] = (obj, ref)
+            while len(self._memo) > 8:
+                self._memo.popitem(last=False)
+        return ref
 
     def _in(self, obj: Any) -> Any:
         if isinstance(obj, str):

@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.types import Command, Send
+from pydantic import BaseModel
 
 from ..agents.lc import from_lc_message, to_lc_message
 from ..agents.targets import Target
@@ -81,10 +82,17 @@ class _Node(Runnable[Any, Any]):
         self._afunc = afunc
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self._func(input, config or {})
+        return self._func(_as_dict(input), config or {})
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return await self._afunc(input, config or {})
+        return await self._afunc(_as_dict(input), config or {})
+
+
+def _as_dict(state: Any) -> Any:
+    """A pydantic state (``FlowStateModel``) as the mapping the nodes read."""
+    if isinstance(state, BaseModel):
+        return {k: getattr(state, k) for k in type(state).model_fields}
+    return state
 
 
 def latest_text(state: Mapping[str, Any]) -> str:
@@ -254,6 +262,7 @@ def make_decide(
     names = tuple(i.name for i in infos)
     health = LazyHealth(health_of)
     tracing = not isinstance(recorder, NullRecorder)
+    side_records = getattr(router, "trace_records", None)
 
     def context_of(state: Mapping[str, Any]) -> RouteContext:
         return RouteContext(
@@ -301,6 +310,9 @@ def make_decide(
         if run_id and tracing:
             recorder.record(DecisionRecord(run_id=run_id, source=source, decision=decision,
                                            query=ctx.query, step_index=ctx.step))
+            if side_records is not None:  # an LLM router's own calls, routing errors and sub-decisions
+                for rec in side_records(decision, run_id=run_id, source=source):
+                    recorder.record(rec)
         if state.get("steps", 0) >= max_steps and any(t != END for t in decision.targets):
             raise StepLimitError(
                 f"run reached max_steps={max_steps} at the route from {source!r}; raise max_steps or "

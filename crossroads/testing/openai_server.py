@@ -4,9 +4,9 @@ Each request consumes the next mode from a script (then ``default``): ``ok``, ``
 ``400``, ``hang`` (sleeps ``hang_s``), ``garbage`` (invalid JSON), ``drop`` (a stream that breaks off),
 ``close`` (closes the connection without answering), ``trickle`` (sends the headers, then one byte of
 leading whitespace every ``trickle_s`` for ``trickle_for_s``, then the reply: no read ever times out).
-Streams send one chunk per word (``chunk_delay_s`` apart) and, when the request asks for
+Streams send one chunk per word (``stream_delay_s`` before each) and, when the request asks for
 ``stream_options.include_usage``, a last chunk with the usage. :meth:`refused_url` is a URL where
-nothing listens (connection refused).
+nothing listens (connection refused). Every reply closes its connection (no keep-alive).
 
 Example::
 
@@ -53,16 +53,17 @@ class ScriptedOpenAIServer:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` with scripted failures."""
 
     def __init__(self, script: Iterable[str] = (), *, default: str = "ok", hang_s: float = 5.0,
-                 reply: Callable[[list[dict[str, Any]]], str] = _echo, model_names: Iterable[str] = ("fake",),
-                 trickle_s: float = 0.5, trickle_for_s: float = 20.0, chunk_delay_s: float = 0.0) -> None:
+                 reply: Callable[[list[dict[str, Any]]], Any] = _echo, model_names: Iterable[str] = ("fake",),
+                 stream_delay_s: float = 0.0, trickle_s: float = 0.5, trickle_for_s: float = 20.0) -> None:
         self.script: deque[str] = deque(script)
         self.default = default
         self.hang_s = hang_s
         self.trickle_s = trickle_s
         self.trickle_for_s = trickle_for_s
-        self.chunk_delay_s = chunk_delay_s
         self.reply = reply
         self.model_names = list(model_names)
+        self.stream_delay_s = stream_delay_s
+        """Pause before each streamed word (a slow model: the first token comes well before the last)."""
         self.requests: list[dict[str, Any]] = []
         self.headers: list[Headers] = []
         self._lock = threading.Lock()
@@ -140,24 +141,31 @@ class ScriptedOpenAIServer:
                 if mode == "garbage":
                     self._send(200, b'{"id": "x", "choices": [ {"message": tru')
                     return
-                text = outer.reply(payload.get("messages", []))
+                reply = outer.reply(payload.get("messages", []))
+                # a reply may be a dict: {"content": ..., "tool_calls": [{"id", "name", "arguments"}]}
+                tool_calls = reply.get("tool_calls") if isinstance(reply, dict) else None
+                text = (reply.get("content") or "") if isinstance(reply, dict) else reply
                 model = payload.get("model", "fake")
                 if payload.get("stream"):
                     usage = bool((payload.get("stream_options") or {}).get("include_usage"))
                     self._stream(text, model, drop=(mode == "drop"), usage=usage)
                     return
-                body = json.dumps({
+                body = {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()),
-                              "total_tokens": 11 + len(text.split())},
-                }).encode()
+                    "choices": [{"index": 0, "finish_reason": "tool_calls" if tool_calls else "stop",
+                                 "message": {"role": "assistant", "content": text,
+                                             **({"tool_calls": [
+                                                 {"id": c["id"], "type": "function",
+                                                  "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                                 for c in tool_calls]} if tool_calls else {})}}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())},
+                }
+                data = json.dumps(body).encode()
                 if mode == "trickle":
                     pad = max(1, int(outer.trickle_for_s / outer.trickle_s))
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(pad + len(body)))
+                    self.send_header("Content-Length", str(pad + len(data)))
                     self.send_header("Connection", "close")
                     self.close_connection = True
                     self.end_headers()
@@ -165,25 +173,25 @@ class ScriptedOpenAIServer:
                         self.wfile.write(b" ")
                         self.wfile.flush()
                         time.sleep(outer.trickle_s)
-                    self.wfile.write(body)
+                    self.wfile.write(data)
                     self.wfile.flush()
                     return
-                self._send(200, body)
+                self._send(200, data)
 
-            def _stream(self, text: str, model: str, drop: bool, usage: bool) -> None:
+            def _stream(self, text: str, model: str, drop: bool, usage: bool = False) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 words = text.split(" ")
                 for i, w in enumerate(words):
+                    if outer.stream_delay_s:
+                        time.sleep(outer.stream_delay_s)
                     if drop and i == len(words) // 2:
                         self.wfile.write(b"data: {\"choices\": [{\"delta\": {\"cont")
                         self.wfile.flush()
                         self.close_connection = True
                         return
-                    if i and outer.chunk_delay_s:
-                        time.sleep(outer.chunk_delay_s)
                     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
                              "choices": [{"index": 0, "delta": {"content": (w if i == 0 else " " + w)}, "finish_reason": None}]}
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -191,10 +199,9 @@ class ScriptedOpenAIServer:
                 end = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                 self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
-                if usage:
+                if usage:  # OpenAI's stream_options.include_usage: a last chunk with no choices
                     last = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
-                            "usage": {"prompt_tokens": 11, "completion_tokens": len(words),
-                                      "total_tokens": 11 + len(words)}}
+                            "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}}
                     self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

@@ -31,6 +31,10 @@ from .failures import error_status, is_retryable
 __all__ = ["LiteLLMModel", "OpenAIClientModel", "error_status", "is_retryable", "to_openai_messages"]
 
 DEFAULT_TIMEOUT_S = 60.0
+GENERATION_PARAMS = frozenset({"temperature", "max_tokens", "stop", "tools", "tool_choice", "response_format",
+                               "top_p", "seed"})
+"""Per-call generation parameters these models pass to the provider (``complete(..., temperature=...)``);
+others are not sent (``crossroads serve`` refuses a request parameter a target's model does not honour)."""
 T = TypeVar("T")
 
 
@@ -69,8 +73,18 @@ async def _warm_up(litellm: Any) -> None:
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """crossroads messages → OpenAI chat messages."""
-    return [{"role": m.role, "content": m.content} for m in messages]
+    """crossroads messages → OpenAI chat messages (tool calls and tool results included)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if getattr(m, "tool_calls", None):
+            d["tool_calls"] = [{"id": c.get("id"), "type": "function",
+                                "function": {"name": c.get("name"), "arguments": c.get("arguments") or "{}"}}
+                               for c in m.tool_calls]
+        if getattr(m, "tool_call_id", None):
+            d["tool_call_id"] = m.tool_call_id
+        out.append(d)
+    return out
 
 
 def _tool_calls(message: Any) -> tuple[dict[str, Any], ...]:
@@ -129,8 +143,8 @@ class LiteLLMModel(ChatModelBase):
                              cost=CostModel(input_per_mtok=0, output_per_mtok=0), deadline_s=30)
         await m.acomplete(msgs); [c.text for c in m.stream(msgs)]
 
-    Extra keyword arguments of a call (``temperature``, ``max_tokens``, ``stop``, ``tool_choice``,
-    ``response_format``, ...) go to the provider as OpenAI parameters.
+    Keyword arguments of a call named in :data:`GENERATION_PARAMS` (``temperature``, ``max_tokens``,
+    ``stop``, ``tool_choice``, ``response_format``, ...) go to the provider as OpenAI parameters.
     """
 
     def __init__(
@@ -161,11 +175,13 @@ class LiteLLMModel(ChatModelBase):
         self.cost = cost if cost is not None else (catalogue or ModelCatalogue()).describe(model).cost
         self.extra = dict(extra or {})
 
+    generation_params = GENERATION_PARAMS
+
     def _kwargs(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None,
-                params: Mapping[str, Any]) -> dict[str, Any]:
+                params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         kw: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages),
                               "timeout": self.timeout_s, "num_retries": 0, "max_retries": 0, **self.extra}
-        kw.update({k: v for k, v in params.items() if v is not None})
+        kw.update({k: v for k, v in (params or {}).items() if k in GENERATION_PARAMS and v is not None})
         if self.api_base:
             kw["api_base"] = self.api_base
         if self._api_key:
