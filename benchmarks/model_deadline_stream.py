@@ -4,7 +4,7 @@ All measured in one run on this machine, each against a baseline measured in the
 
 - Trickle: the server sends one byte every 0.5 s for 20 s (a valid reply in the end), so no read
   ever times out. Baseline: a raw ``litellm.completion(timeout=2)`` (what ``LiteLLMModel`` did before
-  it had a total deadline). Now: ``LiteLLMModel(timeout_s=2)`` (deadline defaults to the timeout), and
+  it had a total deadline). Now: ``LiteLLMModel(timeout_s=2)`` (deadline defaults to 2 x timeout: 4 s), and
   wrapped in ``ResilientModel(retries=1)``: seconds held, error, events.
 - Streaming: a 40-word reply, one word every 50 ms: time to the first chunk vs the whole reply, for
   ``stream`` (sync) and ``astream``, with usage from the last chunk.

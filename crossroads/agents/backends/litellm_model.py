@@ -31,6 +31,8 @@ from .failures import error_status, is_retryable
 __all__ = ["LiteLLMModel", "OpenAIClientModel", "error_status", "is_retryable", "to_openai_messages"]
 
 DEFAULT_TIMEOUT_S = 60.0
+DEADLINE_PER_TIMEOUT = 2.0
+"""The default total deadline of a call, in multiples of its per-read timeout."""
 GENERATION_PARAMS = frozenset({"temperature", "max_tokens", "stop", "tools", "tool_choice", "response_format",
                                "top_p", "seed"})
 """Per-call generation parameters these models pass to the provider (``complete(..., temperature=...)``);
@@ -168,8 +170,9 @@ class LiteLLMModel(ChatModelBase):
         self.api_base = api_base
         self._api_key = api_key  # never logged or traced
         self.timeout_s = timeout_s
-        self.deadline_s = deadline_s if deadline_s is not None else timeout_s
-        """Total time for a ``complete`` call, and for a stream's first chunk (default: ``timeout_s``)."""
+        self.deadline_s = deadline_s if deadline_s is not None else DEADLINE_PER_TIMEOUT * timeout_s
+        """Total time for a ``complete`` call, and for a stream's first chunk (default: 2 x ``timeout_s``:
+        a plain stall still trips the read timeout first; a reply trickling in trips this)."""
         self.stream_deadline_s = stream_deadline_s
         """Total time for a whole stream (default: unbounded; each read still has ``timeout_s``)."""
         self.cost = cost if cost is not None else (catalogue or ModelCatalogue()).describe(model).cost
