@@ -300,9 +300,14 @@ def trace_export(
 @trace_app.command("upgrade")
 def trace_upgrade(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Upgrade a trace DB written by an older crossroads to this schema, in place (backup first)."""
-    from .tracing import TraceStore
+    from .errors import TraceStoreError
+    from .tracing import TraceStore, resolve_db_url
     from .tracing.schema import SCHEMA_VERSION
 
+    url = resolve_db_url(db)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        raise TraceStoreError(f"no trace DB at {url[len('sqlite:///'):]} to upgrade (nothing was created); pass --db "
+                              "or set CROSSROADS_DB to the trace file")
     store = TraceStore(db)
     rep = store.upgraded
     if as_json:
