@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
+    from .agents import (
+        ChatModel,
+        FunctionModel,
+        HealthTracker,
+        ModelResponse,
+        Target,
+        agent,
+        llm_agent,
+        model,
+        tool,
+    )
     from .agents.backends import (
         AllModelsFailedError,
         LiteLLMModel,
@@ -28,18 +39,22 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .agents.backends.resilience import StreamBrokenError
     from .agents.models import ChatModelBase, ModelChunk
     from .agents.embeddings import MiniLMEmbedder
-    from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
+    from .agents.lc import LangChainChatModel
     from .errors import (
+        BudgetExceededError,
         ConfigError,
         CrossroadsError,
         DeadlineExceededError,
         FeedbackError,
         FlowError,
+        InputError,
+        InputTooLargeError,
         MalformedResponseError,
         RouterOutputError,
         RoutingError,
         StepLimitError,
         TargetError,
+        ThreadFinishedError,
         TraceSchemaVersionError,
         TraceStoreCorruptError,
         TraceStoreError,
@@ -52,12 +67,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
     from .orchestrator.compiled import RunDecision
+    from .orchestrator.config import load_flow
     from .orchestrator.state import FlowState, FlowStateModel
     from .orchestrator.streaming import StreamChunk, StreamUsage
-    from .agents.lc import LangChainChatModel
-    from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
-    from .types import run_cost
-    from .orchestrator.config import load_flow
     from .routers import (
         CheapestRouter,
         FixedRouter,
@@ -71,6 +83,15 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         create_router,
         get_router_class,
         register_router,
+    )
+    from .routers.intent import (
+        CentroidRouter,
+        ClassifierRouter,
+        KNNIntentRouter,
+        NearestRouter,
+        calibrate_oos_threshold,
+        load_intent_router,
+        train_intent_router,
     )
     from .routers.llm_base import LLMRouter
     from .routers.reasoning import ReasoningRouter
@@ -93,6 +114,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         TargetKind,
         TargetRequest,
         TargetResult,
+        run_cost,
     )
 
 _EXPORTS = {
@@ -118,6 +140,8 @@ _EXPORTS = {
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
+    "routers.intent": ["CentroidRouter", "ClassifierRouter", "KNNIntentRouter", "NearestRouter", "calibrate_oos_threshold",
+                       "load_intent_router", "train_intent_router"],
     "routers.llm_base": ["LLMRouter"],
     "routers.reasoning": ["ReasoningRouter"],
     "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
@@ -151,9 +175,11 @@ __all__ = [
     "__version__",
     "AllModelsFailedError",
     "CallUsage",
+    "CentroidRouter",
     "ChatModel",
     "ChatModelBase",
     "CheapestRouter",
+    "ClassifierRouter",
     "CompiledFlow",
     "ConfigError",
     "CostModel",
@@ -170,6 +196,7 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "KNNIntentRouter",
     "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
@@ -182,6 +209,7 @@ __all__ = [
     "ModelDescriptor",
     "ModelResponse",
     "MostCapableRouter",
+    "NearestRouter",
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
@@ -221,12 +249,14 @@ __all__ = [
     "agent",
     "agent_selection_reward",
     "available_routers",
+    "calibrate_oos_threshold",
     "classify_error",
     "create_router",
     "get_router_class",
     "is_transport_error",
     "llm_agent",
     "load_flow",
+    "load_intent_router",
     "missing_backend_note",
     "model",
     "optional_backend_available",
@@ -234,6 +264,7 @@ __all__ = [
     "router_r1_agent",
     "router_r1_reward",
     "tool",
+    "train_intent_router",
     "BudgetExceededError",
     "InputError",
     "InputTooLargeError",

@@ -513,8 +513,8 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes) or classifier (agent selection)."),
-    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for classifier a CLINC150 JSONL or Banking77 CSV."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes) or classifier, centroid, knn_intent, nearest (agent selection)."),
+    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
     prices: Optional[Path] = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
@@ -536,15 +536,13 @@ def train(
     fmt, rows_path, price_path = (BUILTIN_DATA[data.split(":", 1)[1]] if data.startswith("builtin:") else (None, Path(data), prices))
     emb = default_embedder()
     with err.status(f"training {router}..."):
-        if router == "classifier":
-            from .evals.agent_selection import load_banking77, load_clinc150
-            from .routers.learned import ClassifierRouter, SoftmaxClassifier
+        if router in ("classifier", "centroid", "knn_intent", "nearest"):
+            from .evals.agent_selection import train_agent_router_from_file
 
-            is_csv = rows_path.name.endswith((".csv", ".csv.gz"))
-            tr, _ = load_banking77(rows_path) if is_csv else load_clinc150(rows_path)
-            clf = SoftmaxClassifier(**params).fit(emb.embed(tr.texts), tr.labels)
-            ClassifierRouter(classifier=clf).save(out_path)
-            msg = f"{len(clf.classes)} classes from {len(tr)} utterances"
+            trained, sel = train_agent_router_from_file(router, rows_path, fmt, params, emb)
+            trained.save(out_path)
+            msg = (f"{len(trained.agents)} agents from {len(sel.fit)} utterances; out-of-scope threshold "
+                   f"{trained.threshold} calibrated on {len(sel.validation)} rows")
         elif router in ("knn", "mlp", "mf"):
             import numpy as np
 
@@ -558,7 +556,7 @@ def train(
             LearnedRouter.train(router, X, Y, targets=outcomes.models, costs=costs, params=params).save(out_path)
             msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
         else:
-            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, classifier")
+            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, classifier, centroid, knn_intent, nearest")
     out.print(f"wrote {out_path} ({msg})")
 
 

@@ -784,3 +784,17 @@ def test_conversation_messages_are_checked_like_the_input():
     assert res.state["messages"][0].content == "refund \ufffd"
     with pytest.raises(InputTooLargeError):
         asyncio.run(go([{"role": "user", "content": "x" * 30}, {"role": "user", "content": "refund " + "y" * 30}]))
+
+
+def test_resumed_run_that_succeeds_clears_its_error(tmp_path):
+    db = tmp_path / "t.db"
+    rec = SQLRecorder(str(db))
+    app = _two_targets(FlakyRouter()).compile(recorder=rec, checkpointer=str(db))
+    with pytest.raises(RuntimeError):
+        app.invoke("refund", thread_id="t")
+    res = app.resume("t")
+    rec.flush()
+    run = TraceStore(db).get_run(res.run_id)
+    assert (run["status"], run["error"], run["output"]) == ("succeeded", None, "billing:refund")
+    app.close()
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == ["t.checkpoints.db", "t.db"]

@@ -15,6 +15,7 @@ bare liveness probe ``/livez`` requires it.
 
 # no `from __future__ import annotations`: FastAPI resolves the handlers' annotations at definition time
 
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -214,7 +215,13 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
     rec = RunIds(recorder or NullRecorder())
     catalog: dict[str, ServedModel] = build_catalog(flow, rec)
     targets = dict(flow.nodes)
-    app = FastAPI(title=f"crossroads: {flow.name}", version="1")
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        for served in catalog.values():  # on shutdown: flush the trace, stop router threads
+            served.compiled.close()
+
+    app = FastAPI(title=f"crossroads: {flow.name}", version="1", lifespan=lifespan)
     app.state.catalog = catalog
     app.state.recorder = rec
 
