@@ -38,6 +38,11 @@ def trickle(trickle_for: float) -> dict:
 
     litellm.suppress_debug_info = True
     out: dict = {}
+    with ScriptedOpenAIServer() as ok:  # warm-up: litellm's one-off lazy imports, for both sides
+        litellm.completion(model="openai/fake", api_base=ok.url, api_key="sk-bench", max_retries=0, num_retries=0,
+                           messages=[{"role": "user", "content": MSG}])
+        LiteLLMModel("openai/fake", api_base=ok.url, api_key="sk-bench", cost=CostModel()).complete(
+            [Message(role="user", content=MSG)])
     with ScriptedOpenAIServer(default="trickle", trickle_s=0.5, trickle_for_s=trickle_for) as srv:
         t = time.perf_counter()
         raw = litellm.completion(model="openai/fake", api_base=srv.url, api_key="sk-bench", timeout=2.0,
