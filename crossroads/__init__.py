@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         MalformedResponseError,
         RouterOutputError,
         RoutingError,
+        SkillError,
         StepLimitError,
         TargetError,
         ThreadFinishedError,
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.reasoning import ReasoningRouter
     from .routers.rewards import agent_selection_reward, router_r1_reward
     from .routers.router_r1 import RouterR1Router, router_r1_agent
+    from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -131,7 +133,7 @@ _EXPORTS = {
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
                "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
-               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError", "SkillError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.compiled": ["RunDecision"],
     "orchestrator.state": ["FlowState", "FlowStateModel"],
@@ -146,6 +148,7 @@ _EXPORTS = {
     "routers.reasoning": ["ReasoningRouter"],
     "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
+    "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
@@ -227,6 +230,10 @@ __all__ = [
     "RunEvent",
     "RunResult",
     "SQLRecorder",
+    "Skill",
+    "SkillError",
+    "SkillRegistry",
+    "SkillRouter",
     "SemanticRouter",
     "StepLimitError",
     "StreamBrokenError",
@@ -276,4 +283,7 @@ __all__ = [
     "StreamUsage",
     "LangChainChatModel",
     "run_cost",
+    "load_skills",
+    "skill_agent",
+    "skill_from_callable",
 ]

@@ -182,6 +182,8 @@ def serve(
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
     max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1,
                                        help="Largest request body accepted; larger ones get HTTP 413."),
+    max_concurrent_runs: int = typer.Option(32, "--max-concurrent-runs", min=1,
+                                            help="Runs in flight at once; further requests wait their turn."),
 ) -> None:
     """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
     Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
@@ -202,7 +204,8 @@ def serve(
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
     f = load_flow(flow)
     recorder = NullRecorder() if no_trace else SQLRecorder(db)
-    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes)
+    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes,
+                            max_concurrent_runs=max_concurrent_runs)
     names = list(application.fastapi.state.catalog)
     err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
     try:
@@ -408,6 +411,13 @@ def _print_eval_table(run: dict[str, Any]) -> None:
         for name, m in routers.items():
             table.add_row(name, f"{m['correct']}/{m['n']}", str(m["llm_calls"]), str(m["reroutes"]), str(m["silent_failures"]),
                           str(m["escalations"]))
+    elif run["kind"] == "skill_routing":
+        table = Table("router", "recall@1", "recall@5", "recall@10", "MRR", "nDCG@10", "abstain P", "abstain R",
+                      "p50 ms", "p99 ms", title=run["suite"])
+        for name, m in routers.items():
+            table.add_row(name, *(_num(m.get(k)) for k in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10",
+                                                            "abstain_precision", "abstain_recall")),
+                          _num(m.get("latency_p50_ms"), 1), _num(m.get("latency_p99_ms"), 1))
     elif run["kind"] == "step_routing":
         table = Table("router", "case %", "exact %", "trajectory %", "savings %", "combined %", title=run["suite"])
         for name, m in routers.items():
@@ -493,7 +503,8 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
     keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"],
             "step_routing": ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"],
             "tool_graph": ["correct", "llm_calls", "reroutes", "silent_failures"],
-            "online_routing": ["quality", "cost", "last_window_quality"]}.get(
+            "online_routing": ["quality", "cost", "last_window_quality"],
+            "skill_routing": ["recall@1", "recall@10", "mrr", "ndcg@10", "latency_p50_ms"]}.get(
         a["kind"], ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
     rows = []
     for router in sorted(set(a["results"]) | set(b["results"])):

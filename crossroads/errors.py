@@ -33,6 +33,7 @@ __all__ = [
     "FlowError",
     "RouterOutputError",
     "RoutingError",
+    "SkillError",
     "StepLimitError",
     "TargetError",
     "TraceSchemaVersionError",
@@ -202,3 +203,7 @@ class TraceStoreLockedError(TraceStoreError):
 
 
 __all__ += ["TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"]
+
+
+class SkillError(ConfigError):
+    """A skill definition, skill file or skill index that cannot be used (names the file and field)."""
