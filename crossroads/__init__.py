@@ -34,17 +34,22 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         ReplayModel,
         ResilientModel,
     )
+    from .agents.backends.failures import classify_error, is_transport_error
     from .agents.backends.optional import missing_backend_note, optional_backend_available
+    from .agents.backends.resilience import StreamBrokenError
+    from .agents.models import ChatModelBase, ModelChunk
     from .agents.embeddings import MiniLMEmbedder
     from .agents.lc import LangChainChatModel
     from .errors import (
         BudgetExceededError,
         ConfigError,
         CrossroadsError,
+        DeadlineExceededError,
         FeedbackError,
         FlowError,
         InputError,
         InputTooLargeError,
+        MalformedResponseError,
         RouterOutputError,
         RoutingError,
         SkillError,
@@ -95,6 +100,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .routers.bandit import LinUCBRouter
+    from .routers.cascade import CascadeRouter
+    from .routers.learned import LearnedRouter
     from .types import (
         END,
         START,
@@ -118,9 +126,13 @@ _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
     "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
                         "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.backends.failures": ["classify_error", "is_transport_error"],
     "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
+    "agents.backends.resilience": ["StreamBrokenError"],
+    "agents.models": ["ChatModelBase", "ModelChunk"],
     "agents.embeddings": ["MiniLMEmbedder"],
-    "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
+    "errors": ["ConfigError", "CrossroadsError", "DeadlineExceededError", "FeedbackError", "FlowError",
+               "MalformedResponseError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
                "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
@@ -142,6 +154,9 @@ _EXPORTS = {
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
+    "routers.learned": ["LearnedRouter"],
+    "routers.cascade": ["CascadeRouter"],
+    "routers.bandit": ["LinUCBRouter"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
               "run_cost"],
@@ -170,14 +185,17 @@ __all__ = [
     "__version__",
     "AllModelsFailedError",
     "CallUsage",
+    "CascadeRouter",
     "CentroidRouter",
     "ChatModel",
+    "ChatModelBase",
     "CheapestRouter",
     "ClassifierRouter",
     "CompiledFlow",
     "ConfigError",
     "CostModel",
     "CrossroadsError",
+    "DeadlineExceededError",
     "Decision",
     "Feedback",
     "FeedbackError",
@@ -191,8 +209,12 @@ __all__ = [
     "HumanRouter",
     "KNNIntentRouter",
     "LLMRouter",
+    "LearnedRouter",
+    "LinUCBRouter",
     "LiteLLMModel",
     "LlamaCppModel",
+    "MalformedResponseError",
+    "ModelChunk",
     "MemoryRecorder",
     "MetricsRecorder",
     "Message",
@@ -226,6 +248,7 @@ __all__ = [
     "SkillRouter",
     "SemanticRouter",
     "StepLimitError",
+    "StreamBrokenError",
     "Target",
     "TargetError",
     "TargetInfo",
@@ -246,8 +269,10 @@ __all__ = [
     "agent_selection_reward",
     "available_routers",
     "calibrate_oos_threshold",
+    "classify_error",
     "create_router",
     "get_router_class",
+    "is_transport_error",
     "llm_agent",
     "load_flow",
     "load_intent_router",
