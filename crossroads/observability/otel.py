@@ -17,7 +17,15 @@ import threading
 from typing import Any
 
 from ..tracing.recorder import NullRecorder, Recorder
-from ..tracing.records import CallRecord, DecisionRecord, EventRecord, RunEnd, RunStart, StepRecord, TraceRecord
+from ..tracing.records import (
+    CallRecord,
+    DecisionRecord,
+    EventRecord,
+    RunEnd,
+    RunStart,
+    StepRecord,
+    TraceRecord,
+)
 from ..tracing.redact import redact
 from ..types import TargetKind
 
