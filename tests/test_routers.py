@@ -21,8 +21,8 @@ from crossroads import (
     create_router,
 )
 from crossroads.agents.models import FunctionModel
-from crossroads.skills import Skill
 from crossroads.routers import registry
+from crossroads.skills import Skill
 from crossroads.types import Health, HealthStatus
 
 CANDS = (
