@@ -215,6 +215,36 @@ def serve(
         recorder.close()
 
 
+@app.command()
+def ui(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; non-loopback needs an API key."),
+    port: int = typer.Option(8765, "--port", help="TCP port."),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="Env var holding the key every page needs."),
+    db: str | None = DbOption,
+) -> None:
+    """A local web app over the trace DB, opened read-only: runs (filters, search), each run's path, steps,
+    decisions with every candidate's score, calls and events; per-router statistics."""
+    from .serving import ServeConfigError, check_bind
+
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
+    check_bind(host, key)
+    try:
+        import jinja2  # noqa: F401
+        import uvicorn
+
+        from .ui import build_ui_app
+    except ImportError as exc:
+        raise ServeConfigError("the ui needs the ui extra: pip install 'crossroads[ui]'") from exc
+    application = build_ui_app(db, api_key=key)
+    err.print(f"crossroads ui on http://{host}:{port}/  (trace DB {application.state.store.path or application.state.store.url}, read-only)",
+              markup=False, highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
 @app.command("routers")
 def routers_cmd(as_json: bool = JsonOption) -> None:
     """List the router types available (built in and plugins)."""

@@ -215,8 +215,9 @@ class OTelRecorder:
             span.end()
         try:
             self.flush()
-            if self._owns_provider:
-                self.tracer_provider.shutdown()
+            shutdown = getattr(self.tracer_provider, "shutdown", None)
+            if self._owns_provider and shutdown is not None:
+                shutdown()
         finally:
             self.inner.close()
 
