@@ -361,6 +361,8 @@ def eval_run(
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
     slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
+    train: Path | None = typer.Option(None, "--train", help="Your own training file (agent selection: CSV/JSONL of text,label)."),
+    test: Path | None = typer.Option(None, "--test", help="Your own test file, used as given (no re-split)."),
 ) -> None:
     """Run SUITE, store the results with config, code version and data hashes, and write a report."""
     from rich.progress import Progress
@@ -374,7 +376,7 @@ def eval_run(
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
-                           include_slow=slow or None)
+                           include_slow=slow or None, train=train, test=test)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}

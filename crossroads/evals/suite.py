@@ -65,6 +65,8 @@ class DataSpec(_Strict):
     strong: str | None = Field(None, description="two-model data: the strong model (for APGR)")
     weak: str | None = Field(None, description="two-model data: the weak model (for APGR)")
     generated: int = Field(0, ge=0, description="tool_graph: also run this many generated compound-failure scenarios")
+    train: str | None = Field(None, description="a user's training file (path relative to the suite file); replaces the dataset's training rows")
+    test: str | None = Field(None, description="a user's test file, used as given (no re-split)")
 
 
 class RouterEntry(_Strict):
@@ -166,6 +168,8 @@ def run_suite(
     limit: int | None = None,
     on_router: Callable[[str], None] | None = None,
     include_slow: bool | None = None,
+    train: str | Path | None = None,
+    test: str | Path | None = None,
 ) -> SuiteResult:
     """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``.
 
@@ -176,6 +180,9 @@ def run_suite(
         spec, base = load_suite(suite)
     if limit is not None:
         spec = spec.model_copy(update={"data": spec.data.model_copy(update={"limit": limit})})
+    files = {k: str(Path(v).resolve()) for k, v in (("train", train), ("test", test)) if v is not None}
+    if files:
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update=files)})
     fmt, rows_path, prices_path = _resolve(spec.data, base)
     files = sorted(rows_path.glob("*.json")) if rows_path.is_dir() else [rows_path]
     hashes = {f.name: file_sha256(f) for f in files}
@@ -301,7 +308,12 @@ def run_suite(
                       "errored": sum(1 for v in preds.values() if v is None)})
             results["routers"][label] = m
     else:
-        from .agent_selection import agent_router_kind, evaluate_agent_routers, limit_selection_data, prepare_selection_data
+        from .agent_selection import (
+            agent_router_kind,
+            evaluate_agent_routers,
+            limit_selection_data,
+            prepare_selection_data,
+        )
         from .llm_routers import LLM_AGENT_ROUTERS, evaluate_reasoning_router
 
         for _, kind, _ in routers:  # fail before any work on an unknown router
@@ -317,6 +329,7 @@ def run_suite(
             f = Path(v) if Path(v).is_absolute() else base / v
             if not f.exists():
                 raise ConfigError(f"suite {spec.name!r}: data.{name} file {f} does not exist")
+            hashes[f"{name}:{f.name}"] = file_sha256(f)
             return f
 
         sel = prepare_selection_data(fmt, rows_path, train_file=user_file("train"), test_file=user_file("test"),
