@@ -182,6 +182,8 @@ def serve(
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
     max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1,
                                        help="Largest request body accepted; larger ones get HTTP 413."),
+    max_concurrent_runs: int = typer.Option(32, "--max-concurrent-runs", min=1,
+                                            help="Runs in flight at once; further requests wait their turn."),
 ) -> None:
     """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
     Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
@@ -202,7 +204,8 @@ def serve(
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
     f = load_flow(flow)
     recorder = NullRecorder() if no_trace else SQLRecorder(db)
-    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes)
+    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes,
+                            max_concurrent_runs=max_concurrent_runs)
     names = list(application.fastapi.state.catalog)
     err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
     try:

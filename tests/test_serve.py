@@ -388,3 +388,34 @@ def test_shutdown_flushes_the_trace_and_closes_routers(db_path):
         run_id = client.post("/v1/chat/completions", json={"model": "router:c", "messages": USER}).json()["crossroads"]["run_id"]
     assert closed and set(closed) == {"c"}
     assert TraceStore(db_path).get_run(run_id)["status"] == "succeeded"
+
+
+def test_runs_in_flight_are_bounded():
+    httpx = pytest.importorskip("httpx")
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    class Counting(_SlowRouter):
+        def route(self, ctx):
+            with lock:
+                now[0] += 1
+                peak[0] = max(peak[0], now[0])
+            try:
+                return super().route(ctx)
+            finally:
+                with lock:
+                    now[0] -= 1
+
+    f = Flow("bounded").add(agent("a", lambda t: "A"))
+    f.route(START, Counting(0.2), candidates=["a"])
+
+    async def scenario(base: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            rs = await asyncio.gather(*(c.post("/v1/chat/completions", json={"model": "router:slow", "messages": USER})
+                                        for _ in range(6)))
+            return [r.status_code for r in rs]
+
+    with _served(build_app(f, max_concurrent_runs=2)) as base:
+        assert asyncio.run(scenario(base)) == [200] * 6
+    assert peak[0] == 2
+    with pytest.raises(ServeConfigError):
+        build_app(f, max_concurrent_runs=0)
