@@ -379,7 +379,7 @@ def eval_run(
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
-                           include_slow=slow or None, train=train, test=test)
+                           include_slow=slow or None, train_file=train, test_file=test)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}

@@ -286,7 +286,7 @@ def test_run_suite_scores_a_users_train_and_test_files_as_given(tmp_path, embedd
     spec = SuiteSpec.model_validate({"name": "mine", "kind": "agent_selection", "data": {"dataset": "builtin:banking77"},
                                      "routers": [{"name": "c", "type": "centroid"}],
                                      "settings": {"bootstrap": 0, "latency_samples": 2}})
-    res = run_suite(spec, embedder=embedder, train=train, test=test)
+    res = run_suite(spec, embedder=embedder, train_file=train, test_file=test)
     assert res.results["n_test"] == 3 and res.results["n_test_oos"] == 1 and "test: test.csv as given" in res.results["protocol"]
     assert res.spec.data.test == str(test.resolve()) and "test:test.csv" in res.data_hashes
     assert res.results["routers"]["c"]["latency_samples"] == 2

@@ -168,8 +168,8 @@ def run_suite(
     limit: int | None = None,
     on_router: Callable[[str], None] | None = None,
     include_slow: bool | None = None,
-    train: str | Path | None = None,
-    test: str | Path | None = None,
+    train_file: str | Path | None = None,
+    test_file: str | Path | None = None,
 ) -> SuiteResult:
     """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``.
 
@@ -180,9 +180,9 @@ def run_suite(
         spec, base = load_suite(suite)
     if limit is not None:
         spec = spec.model_copy(update={"data": spec.data.model_copy(update={"limit": limit})})
-    files = {k: str(Path(v).resolve()) for k, v in (("train", train), ("test", test)) if v is not None}
-    if files:
-        spec = spec.model_copy(update={"data": spec.data.model_copy(update=files)})
+    user_files = {k: str(Path(v).resolve()) for k, v in (("train", train_file), ("test", test_file)) if v is not None}
+    if user_files:
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update=user_files)})
     fmt, rows_path, prices_path = _resolve(spec.data, base)
     files = sorted(rows_path.glob("*.json")) if rows_path.is_dir() else [rows_path]
     hashes = {f.name: file_sha256(f) for f in files}
