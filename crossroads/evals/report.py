@@ -30,11 +30,20 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
     res = run["results"]
     routers = res["routers"]
     two = any("apgr" in m for m in routers.values())
-    lines = [f"Best single model (chosen on train): **{res['best_single_model']}**, test quality "
-             f"{_f(res['best_single_quality'])}; costs are relative to its cost on the test rows "
-             f"(${_f(res['reference_cost_usd'], 4)}). Train rows: {res['n_train']}, test rows: {res['n_test']}.", ""]
-    head = "| router | best quality [95% CI] | at cost | quality at ≤ 0.5 cost | AIQ | AIQ on [0,1] | cost to 95% | cost to 100% |"
-    sep = "|---|---|---|---|---|---|---|---|"
+    lines = [f"Split: {res.get('split', 'seeded split')}. Best single model (chosen on train): "
+             f"**{res['best_single_model']}**, test quality {_f(res['best_single_quality'])}; costs are relative to "
+             f"its cost on the test rows (${_f(res['reference_cost_usd'], 4)}). Train rows: {res['n_train']}, "
+             f"test rows: {res['n_test']}.", "",
+             f"Protocol: {res.get('protocol', '—')}. Headline points (best quality; best quality at ≤ 0.5 cost) "
+             "are chosen on the validation slice and reported on test once, with bootstrap 95% CIs; the curve "
+             "(AIQ, APGR, cost to reach) uses every setting on test.", "",
+             f"Cost basis: {res.get('cost_basis', 'input-only')}.", "",
+             f"AIQ (RouterBench `calc_AIQ`): every router's hull extended flat to the run's largest hull cost "
+             f"{_f(res.get('aiq_max_cost'), 3)}; comparable within this run only. Cost to reach: lowest cost on the "
+             "router's achievable curve (measured points, or the hull between them: column 'via').", ""]
+    head = ("| router | registered as | best quality [95% CI] | at cost | quality at ≤ 0.5 cost [95% CI] | at cost | AIQ | "
+            "cost to 95% (via) | cost to 100% |")
+    sep = "|---|---|---|---|---|---|---|---|---|"
     if two:
         head += " APGR | strong share for 50% PGR | for 80% PGR |"
         sep += "---|---|---|"
@@ -42,13 +51,18 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
     sep += "---|---|"
     lines += [head, sep]
     for name, m in routers.items():
-        row = (f"| {name} | {_f(m['best_quality'])} {_f(m['best_quality_ci95'])} | {_f(m['best_quality_cost'], 2)} | "
-               f"{_f(m['quality_at_half_cost'])} | {_f(m['aiq'])} | {_f(m['aiq_common_range'])} | "
-               f"{_f(m['cost_to_95pct_best_single'], 2)} | {_f(m['cost_to_100pct_best_single'], 2)} |")
+        row = (f"| {name} | {m.get('registered_as', '—')} | {_f(m['best_quality'])} {_f(m['best_quality_ci95'])} | "
+               f"{_f(m['best_quality_cost'], 2)} | {_f(m['quality_at_half_cost'])} {_f(m.get('quality_at_half_cost_ci95'))} | "
+               f"{_f(m['quality_at_half_cost_cost'], 2)} | {_f(m['aiq'])} | "
+               f"{_f(m['cost_to_95pct_best_single'], 3)} ({m.get('cost_to_95pct_via', '—')}) | "
+               f"{_f(m['cost_to_100pct_best_single'], 3)} |")
         if two:
             row += f" {_f(m.get('apgr'))} | {_f(m.get('strong_share_for_50pct_pgr'))} | {_f(m.get('strong_share_for_80pct_pgr'))} |"
         row += f" {_f(m['train_s'], 1)} | {_f(m['latency_p50_ms'], 1)} / {_f(m['latency_p99_ms'], 1)} |"
         lines.append(row)
+    evalonly = [n for n, m in routers.items() if m.get("registered_as") == "eval-only"]
+    if evalonly:
+        lines += ["", f"Eval-only (not a deployable router): {', '.join(evalonly)}."]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name, m in routers.items():
@@ -202,6 +216,22 @@ def _online_section(run: dict[str, Any], out: Path) -> list[str]:
     return lines + ["", "![learning curves](learning_curves.png)"]
 
 
+def _skill_section(run: dict[str, Any]) -> list[str]:
+    res = run["results"]
+    lines = [f"{res.get('n_skills')} skills; {res.get('n_train')} training queries (rerank and abstain threshold "
+             f"fitted there), {res.get('n_test')} test queries. Recall@k, MRR and nDCG@10 over test queries that "
+             "have a gold skill (exact name match); abstaining over all test queries; latency per decision with "
+             "the embedding cache off.", "",
+             "| router | recall@1 | recall@5 | recall@10 | MRR | nDCG@10 | abstain P | abstain R | decision acc | "
+             "p50 ms | p99 ms | index build s |", "|---" * 12 + "|"]
+    for name, m in res["routers"].items():
+        lines.append("| " + " | ".join([name] + [_f(m.get(k)) for k in (
+            "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "abstain_precision", "abstain_recall",
+            "decision_accuracy")] + [_f(m.get("latency_p50_ms"), 1), _f(m.get("latency_p99_ms"), 1),
+                                     _f(m.get("index_build_s"), 1)]) + " |")
+    return lines + [""]
+
+
 def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``report.md`` (and its PNGs) for a stored eval run; returns the Markdown path."""
     out = Path(out_dir)
@@ -217,6 +247,8 @@ def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
         lines += _tool_graph_section(run, out)
     elif run["kind"] == "online_routing":
         lines += _online_section(run, out)
+    elif run["kind"] == "skill_routing":
+        lines += _skill_section(run)
     else:
         lines += _selection_section(run, out)
     path = out / "report.md"
