@@ -52,6 +52,7 @@ def _fill(db) -> dict[str, str]:
     rec.record(DecisionRecord(run_id="runC0003", source="__start__", decision=dC, created_at=T0 + 20.1))
     rec.record(RunEnd(run_id="runC0003", status="succeeded", output="ok", ended_at=T0 + 21))
     rec.close()
+    rec.store.close()  # the writer's last connection closes here (SQLite checkpoints its WAL now, not later)
     ids.update(A=dA.decision_id, B=dB.decision_id, C=dC.decision_id)
     return ids
 
