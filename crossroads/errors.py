@@ -142,3 +142,7 @@ class TraceStoreCorruptError(TraceStoreError):
 
 class TraceSchemaVersionError(TraceStoreError):
     """The trace database was written with a different schema version."""
+
+
+class HealthMonitorError(ConfigError):
+    """A health monitor reported something unusable: a NaN or negative penalty, or a tool not in the graph."""

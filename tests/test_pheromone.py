@@ -36,15 +36,44 @@ def test_learns_per_intent_without_interference():
     assert sum(d.scores.values()) == pytest.approx(1.0)
 
 
-def test_quality_gate_and_max_min_bounds():
-    r = PheromoneRouter(seed=0, tau_min=0.1, tau_max=2.0, quality_gate=0.5)
-    for _ in range(300):
-        d = r.route(ctx("x"))
-        r.feedback(Feedback(decision_id=d.decision_id, reward=1.0 if d.target == "a" else 0.2))
+def test_max_min_updates_by_hand():
+    # MMAS (Stuetzle & Hoos 2000): every edge enters at tau_max; each update evaporates every edge of the
+    # table by (1 - rho) and deposits rho * utility * tau_max on a result that passed the gate
+    r = PheromoneRouter(seed=0, tau_min=0.1, tau_max=2.0, evaporation=0.1, quality_gate=0.5, cost_weight=0.5)
+    r.route(ctx("x"))  # registers a and b at tau_max
+    only_a = RouteContext(query="x", candidates=CANDS[:1])
+    d1 = r.route(only_a)
+    r.feedback(Feedback(decision_id=d1.decision_id, reward=1.0, cost_usd=0.4))  # utility 1 - 0.5 * 0.4 = 0.8
     r.flush()
-    vals = list(r.tau["default"].values())
-    assert all(0.1 <= v <= 2.0 for v in vals) and r.gated_out > 0
-    assert r.tau["default"]["__start__->a"] > r.tau["default"]["__start__->b"]
+    assert r.tau["default"] == pytest.approx({"__start__->a": 2.0 * 0.9 + 0.1 * 0.8 * 2.0, "__start__->b": 1.8})
+    d2 = r.route(only_a)
+    r.feedback(Feedback(decision_id=d2.decision_id, reward=0.2))  # below the gate: no deposit, fades once more
+    r.flush()
+    assert r.tau["default"] == pytest.approx({"__start__->a": 1.96 * 0.9 * 0.9, "__start__->b": 1.62})
+    assert (r.updates, r.gated_out) == (2, 1)
+    for _ in range(60):  # 60 gated results: both edges reach the floor tau_min and stay there
+        d = r.route(only_a)
+        r.feedback(Feedback(decision_id=d.decision_id, reward=0.0))
+    r.flush()
+    assert r.tau["default"] == {"__start__->a": 0.1, "__start__->b": 0.1}
+
+
+def test_success_is_reinforced_over_an_untried_candidate():
+    # three equal candidates; for 400 decisions, a always succeeds and the others never get an outcome.
+    # Evaporation reaches every edge, so b and c fall to tau_min (5 * 0.9^k < 0.05 once a has had 44 updates)
+    # while a stays at tau_max: p(a) = 5 / (5 + 0.05 + 0.05) = 0.980
+    cands = tuple(TargetInfo(name=n, cost=CostModel(per_call=0.01), quality=0.5) for n in "abc")
+    r = PheromoneRouter(seed=3)
+    for _ in range(400):
+        d = r.route(RouteContext(query="q", candidates=cands))
+        if d.target == "a":
+            r.feedback(Feedback(decision_id=d.decision_id, reward=1.0))
+    r.flush()
+    assert r.tau["default"] == {"__start__->a": 5.0, "__start__->b": 0.05, "__start__->c": 0.05}
+    d = r.route(RouteContext(query="q", candidates=cands))
+    assert d.scores["a"] == pytest.approx(5 / 5.1) and d.scores["b"] == pytest.approx(0.05 / 5.1)
+    picks = [r.route(RouteContext(query="q", candidates=cands)).target for _ in range(1000)]
+    assert picks.count("a") > 20 * picks.count("b")
 
 
 def test_bad_feedback_is_refused_and_state_untouched():

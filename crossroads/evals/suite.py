@@ -188,7 +188,11 @@ def run_suite(
         if fmt != "outcomes":
             raise ConfigError(f"suite {spec.name!r}: query_routing needs recorded-outcomes data, not {fmt}")
         from ..agents.backends.replay import RecordedOutcomes
-        from .query_routing import QUERY_ROUTERS, evaluate_query_routers, prepare_query_data
+        from .query_routing import (
+            QUERY_ROUTERS,
+            evaluate_query_routers,
+            prepare_query_data,
+        )
 
         for _, kind, _ in routers:  # fail before any work on an unknown router
             if kind not in QUERY_ROUTERS:
@@ -233,34 +237,50 @@ def run_suite(
             results["latency_learning_on_off"] = latency_learning_on_off(
                 train, stream, embedder, requests=max(100, spec.settings.latency_samples))
     elif spec.kind == "tool_graph":
-        from .tool_graph import default_escalation, generate_scenarios, load_scenarios, react_controller, run_scenarios
-        from .tool_graph import self_healing as self_healing_controller
-        from .tool_graph import static_workflow
+        from .tool_graph import (
+            generate_scenarios,
+            load_scenarios,
+            local_model,
+            react_controller,
+            run_scenarios,
+            self_healing_controller,
+            static_workflow,
+        )
 
         if fmt != "scenarios":
             raise ConfigError(f"suite {spec.name!r}: tool_graph needs a scenarios file, not {fmt}")
         scenarios = load_scenarios(rows_path)
         if spec.data.limit is not None:
             scenarios = scenarios[: spec.data.limit]
-        escalation = default_escalation()
         controllers: dict[str, Any] = {}
+        skipped: dict[str, str] = {}
         for label, kind, params in routers:
-            if kind == "self_healing":
-                controllers[label] = self_healing_controller
-            elif kind == "static":
-                controllers[label] = static_workflow
-            elif kind == "react":
-                controllers[label] = react_controller(_react_model(params))
-            else:
+            if kind not in ("self_healing", "react", "static"):
                 raise UnknownNameError("tool-graph controller", kind, ["self_healing", "react", "static"])
+            if params.get("model", "local") != "local":
+                raise ConfigError(f"suite {spec.name!r}: controller {label!r}: unknown model {params.get('model')!r}; supported: local")
+        for label, kind, params in routers:
+            if kind == "static":
+                controllers[label] = static_workflow
+                continue
+            model, note = local_model(f"the LLM of {label!r}" if kind == "react" else f"LLM escalation of {label!r}")
+            if note:
+                print(note)
+            if kind == "self_healing":
+                controllers[label] = self_healing_controller(model)
+                if note:
+                    skipped[f"{label} escalation LLM"] = note
+            elif model is None:
+                skipped[label] = note or ""
+            else:
+                controllers[label] = react_controller(model)
         for label in controllers:
             progress(label)
-        results = run_scenarios(scenarios, controllers, escalation=escalation)
+        results = run_scenarios(scenarios, controllers)
+        results["skipped"] = skipped
         if spec.data.generated:
             n = spec.data.generated if spec.data.limit is None else min(spec.data.generated, spec.data.limit * 10)
-            gen = run_scenarios(generate_scenarios(n, seed=spec.data.seed), {k: v for k, v in controllers.items()
-                                                                           if k in [r[0] for r in routers if r[1] != "react"]},
-                                escalation=escalation)
+            gen = run_scenarios(generate_scenarios(n, seed=spec.data.seed), controllers)
             results["generated"] = {"n": gen["n"], "feasible": gen["feasible"],
                                     "routers": {k: {x: y for x, y in m.items() if x != "scenarios"} for k, m in gen["routers"].items()}}
     elif spec.kind == "step_routing":
@@ -282,7 +302,13 @@ def run_suite(
                       "errored": sum(1 for v in preds.values() if v is None)})
             results["routers"][label] = m
     else:
-        from .agent_selection import AGENT_ROUTERS, IntentData, evaluate_agent_routers, load_banking77, load_clinc150
+        from .agent_selection import (
+            AGENT_ROUTERS,
+            IntentData,
+            evaluate_agent_routers,
+            load_banking77,
+            load_clinc150,
+        )
 
         for _, kind, _ in routers:
             if kind not in AGENT_ROUTERS:
@@ -317,18 +343,6 @@ def run_suite(
     duration = time.time() - started
     return SuiteResult(id=uuid.uuid4().hex, spec=spec, results=results, data_hashes=hashes, created_at=started,
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))
-
-
-def _react_model(params: dict[str, Any]) -> Any:
-    """The ReAct baseline's LLM: the local SmolLM2 by default (constrained to valid tools)."""
-    if params.get("model", "local") == "local":
-        try:
-            from ..agents.backends.llama_cpp_model import LlamaCppModel
-
-            return LlamaCppModel(max_tokens=16)
-        except ConfigError as exc:
-            raise ConfigError(f"the react baseline needs a local model: {exc}") from exc
-    raise ConfigError(f"react baseline: unknown model {params.get('model')!r}; supported: local")
 
 
 def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
