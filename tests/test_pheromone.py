@@ -5,7 +5,19 @@ import threading
 
 import pytest
 
-from crossroads import START, ConfigError, CostModel, Feedback, FeedbackError, Flow, RouteContext, SQLRecorder, TargetInfo, TraceStore, agent
+from crossroads import (
+    START,
+    ConfigError,
+    CostModel,
+    Feedback,
+    FeedbackError,
+    Flow,
+    RouteContext,
+    SQLRecorder,
+    TargetInfo,
+    TraceStore,
+    agent,
+)
 from crossroads.routers.pheromone import PheromoneRouter
 
 CANDS = (TargetInfo(name="a", cost=CostModel(per_call=0.01), quality=0.5),
@@ -28,7 +40,10 @@ def test_learns_per_intent_without_interference():
     r = PheromoneRouter(intents=INTENTS, seed=1)
     train(r, "please refund me", "a")
     train(r, "it crashes at start", "b")
-    pick = lambda q: sum(r.route(ctx(q)).target == "a" for _ in range(200)) / 200  # noqa: E731
+
+    def pick(q):
+        return sum(r.route(ctx(q)).target == "a" for _ in range(200)) / 200
+
     assert pick("refund my money") > 0.8 and pick("app error again") < 0.2
     assert set(r.tau) == {"billing", "tech"}
     d = r.route(ctx("refund my money"))
@@ -144,3 +159,28 @@ def test_in_a_flow_with_feedback_recorded_as_learning_events(db_path):
     rec.flush()
     kinds = [e["kind"] for e in TraceStore(db_path).events(kind="learning_update")]
     assert len(kinds) == 2  # the flow's record of the feedback, and the worker's applied update
+
+
+def test_online_suite_gives_pheromone_no_task_labels_and_a_warm_start():
+    # two prompt clusters (near e0 and near e1); model m0 always right on the first, m1 on the second. Every
+    # row carries the same task label, so intents built from task labels would merge the clusters (p = 0.5).
+    import numpy as np
+
+    from crossroads.evals.online import evaluate_online
+    from crossroads.evals.query_routing import QueryData
+
+    rng = np.random.default_rng(0)
+
+    def data(n, tag):
+        side = np.arange(n) % 2
+        X = np.eye(4)[side] + 0.05 * rng.standard_normal((n, 4))
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        Y = np.stack([side == 0, side == 1], axis=1).astype(np.float32)
+        return QueryData([f"{tag} prompt {i}" for i in range(n)], ["same"] * n, ["m0", "m1"], X, Y, np.full((n, 2), 0.001))
+
+    res = evaluate_online(data(200, "train"), data(100, "stream"), [("ph", "pheromone", {"clusters": 2})], None, window=50)
+    ph = res["routers"]["ph"]
+    assert ph["intents"] == 2 and ph["updates"] == 100  # updates counted on the stream only
+    # after the warm start each cluster's right edge is at tau_max = 5 and the wrong one at tau_min = 0.05:
+    # p(right) = 5 / 5.05 = 0.990 with equal heuristics; every stream decision is then on a learnt table
+    assert ph["quality"] > 0.95

@@ -108,7 +108,8 @@ def load_bank(path: str | Path) -> list[BankRow]:
 def fixtures_to_bank(paths: Sequence[str | Path]) -> list[BankRow]:
     """Turn TwinRouterBench fixture tasks into bank rows: step k's prefix is the initial messages plus,
     for each earlier step, an assistant turn and its observation (as a tool message). Fixtures do not
-    record the assistant's words, so its turn states the step's action hint."""
+    record the assistant's words, so its turn only numbers the step: the fixture's ``hint`` (a tier-like
+    label) is never put in a prefix, since a router would read the answer from it."""
     rows: list[BankRow] = []
     for p in paths:
         data = json.loads(Path(p).read_text())
@@ -123,7 +124,7 @@ def fixtures_to_bank(paths: Sequence[str | Path]) -> list[BankRow]:
                                     instance_id=t["instance_id"], step_index=k, total_steps=len(steps),
                                     messages=tuple(msgs), target_tier_id=TIERS.index(tier),
                                     functions=tuple(t.get("functions") or ())))
-                msgs = msgs + [{"role": "assistant", "content": f"Step {k + 1}: {step.get('hint', '')} action."},
+                msgs = msgs + [{"role": "assistant", "content": f"Step {k + 1}: tool call."},
                                {"role": "tool", "content": step.get("observation", "")}]
     return rows
 

@@ -246,6 +246,24 @@ class ExecutionResult:
     """Every tool call in order, with its outcome."""
 
 
+class _Order(dict[str, list[tuple[float, float, str]]]):
+    """Each node's successors sorted by penalised edge cost + distance to the goal, built on first use."""
+
+    def __init__(self, succ: Mapping[str, list[tuple[str, float]]], dist: Mapping[str, float], pen: Mapping[str, float]) -> None:
+        super().__init__()
+        self.succ, self.dist, self.pen = succ, dist, pen
+
+    def __missing__(self, u: str) -> list[tuple[float, float, str]]:
+        opts = []
+        for v, c in self.succ[u]:
+            if v in self.dist:
+                w = c * (1.0 + self.pen.get(v, 0.0))
+                opts.append((w + self.dist[v], w, v))
+        opts.sort()
+        self[u] = opts
+        return opts
+
+
 @register_router()
 class SelfHealingRouter(Router):
     """Shortest-path routing over a tool graph with health monitors and LLM-only-when-stuck escalation.
@@ -268,6 +286,7 @@ class SelfHealingRouter(Router):
             self._pred[v].append((u, c))
         self._index_cache: dict[tuple[str, tuple[tuple[str, float], ...]], Any] = {}
         self._seen: set[tuple[str, tuple[tuple[str, float], ...]]] = set()
+        self._base: dict[str, Any] = {}
         self.index_builds = 0
         """Search-index (re)builds so far: one per new (goal, penalties) state."""
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(4, len(self.monitors))), thread_name_prefix="health") if len(self.monitors) > 1 else None
@@ -303,7 +322,7 @@ class SelfHealingRouter(Router):
 
     def _search_index(self, goal: str, pen: Mapping[str, float]) -> tuple[dict[str, float], dict[str, list[tuple[float, float, str]]]]:
         """For (goal, penalties), cached: the distance from every node to the goal with no failures (a reverse
-        Dijkstra), and each node's successors sorted by edge cost + that distance. The distance is the A*
+        Dijkstra), and each node's successors sorted by edge cost + that distance (sorted when first needed). The distance is the A*
         heuristic: exact while nothing fails, and admissible after failures (removing tools only lengthens
         paths)."""
         key = (goal, tuple(sorted(pen.items())))
@@ -325,15 +344,9 @@ class SelfHealingRouter(Router):
                 if nd < dist.get(u, INF):
                     dist[u] = nd
                     heapq.heappush(heap, (nd, u))
-        order = {}
-        for u, succ in self.graph.succ.items():
-            opts = []
-            for v, c in succ:
-                if v in dist:
-                    w = c * (1.0 + pen.get(v, 0.0))
-                    opts.append((w + dist[v], w, v))
-            opts.sort()
-            order[u] = opts
+        order = _Order(self.graph.succ, dist, pen)
+        if not pen:
+            self._base[goal] = (dist, order)  # the heuristic of every first-seen penalty state: never evicted
         if len(self._index_cache) > 64:
             self._index_cache.clear()
         self._index_cache[key] = (dist, order)
@@ -394,7 +407,7 @@ class SelfHealingRouter(Router):
 
     def _astar(self, source: str, goal: str, block: set[str], pen: Mapping[str, float]) -> tuple[list[str], float] | None:
         """Plain A* with the penalty-free distance to the goal as heuristic and penalised weights."""
-        h, _ = self._search_index(goal, {})
+        h, _ = self._base[goal] if goal in self._base else self._search_index(goal, {})
         if pen.get(goal, 0.0) == INF or source not in h:
             return None
         best = {source: 0.0}
