@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         ReplayModel,
         ResilientModel,
     )
+    from .agents.backends.optional import missing_backend_note, optional_backend_available
     from .agents.embeddings import MiniLMEmbedder
     from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
     from .errors import (
@@ -37,11 +38,20 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         TraceSchemaVersionError,
         TraceStoreCorruptError,
         TraceStoreError,
+        TraceStoreForeignError,
+        TraceStoreLockedError,
+        TraceStoreReadOnlyError,
         UnknownNameError,
         UnknownRouterError,
         UnknownTargetError,
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
+    from .orchestrator.compiled import RunDecision
+    from .orchestrator.state import FlowState, FlowStateModel
+    from .orchestrator.streaming import StreamChunk, StreamUsage
+    from .agents.lc import LangChainChatModel
+    from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
+    from .types import run_cost
     from .orchestrator.config import load_flow
     from .routers import (
         CheapestRouter,
@@ -57,6 +67,10 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         get_router_class,
         register_router,
     )
+    from .routers.llm_base import LLMRouter
+    from .routers.reasoning import ReasoningRouter
+    from .routers.rewards import agent_selection_reward, router_r1_reward
+    from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -80,17 +94,29 @@ _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
     "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
                         "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
     "agents.embeddings": ["MiniLMEmbedder"],
     "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
-               "UnknownNameError", "UnknownRouterError", "UnknownTargetError"],
+               "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
+               "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
+    "orchestrator.compiled": ["RunDecision"],
+    "orchestrator.state": ["FlowState", "FlowStateModel"],
+    "orchestrator.streaming": ["StreamChunk", "StreamUsage"],
+    "agents.lc": ["LangChainChatModel"],
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
+    "routers.llm_base": ["LLMRouter"],
+    "routers.reasoning": ["ReasoningRouter"],
+    "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
+    "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
-              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult"],
+              "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
+              "run_cost"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 
@@ -133,6 +159,7 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
     "MemoryRecorder",
@@ -145,6 +172,7 @@ __all__ = [
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
+    "ReasoningRouter",
     "RecordedOutcomes",
     "Recorder",
     "ReplayModel",
@@ -152,6 +180,7 @@ __all__ = [
     "RouteContext",
     "Router",
     "RouterOutputError",
+    "RouterR1Router",
     "RoutingError",
     "RulesRouter",
     "RunEvent",
@@ -169,16 +198,35 @@ __all__ = [
     "TraceStore",
     "TraceStoreCorruptError",
     "TraceStoreError",
+    "TraceStoreForeignError",
+    "TraceStoreLockedError",
+    "TraceStoreReadOnlyError",
     "UnknownNameError",
     "UnknownRouterError",
     "UnknownTargetError",
     "agent",
+    "agent_selection_reward",
     "available_routers",
     "create_router",
     "get_router_class",
     "llm_agent",
     "load_flow",
+    "missing_backend_note",
     "model",
+    "optional_backend_available",
     "register_router",
+    "router_r1_agent",
+    "router_r1_reward",
     "tool",
+    "BudgetExceededError",
+    "InputError",
+    "InputTooLargeError",
+    "ThreadFinishedError",
+    "RunDecision",
+    "FlowState",
+    "FlowStateModel",
+    "StreamChunk",
+    "StreamUsage",
+    "LangChainChatModel",
+    "run_cost",
 ]

@@ -52,6 +52,9 @@ def render_run(run: dict[str, Any]) -> Tree:
                 mark = "[green]✔[/]" if c["name"] in rec["chosen"] else " "
                 score = "n/a" if c["score"] is None else f"{c['score']:.4f}"
                 cands.add(f"{mark} {escape(_node(c['name']))}  score={score}")
+            for c in calls_by_step.get(rec["id"], []):  # the router's own model calls (LLM routers)
+                branch.add(f"[dim]router call[/] {escape(c['target'])} model={escape(c.get('model') or '')}  tokens "
+                           f"{c['tokens_in']}→{c['tokens_out']}  ${c['cost_usd']:.6f}  {c['latency_ms']:.2f} ms")
             if rec.get("metadata"):
                 branch.add(f"[dim]evidence:[/] {_short(json.dumps(rec['metadata'], default=str), 300)}")
         elif kind == "step":

@@ -64,30 +64,86 @@ def _parse_metadata(items: list[str]) -> dict[str, str]:
     return meta
 
 
+def _read_input(input: str | None, input_file: Path | None, limit: int | None) -> str | None:
+    """The request text from --input, --input - (stdin) or --input-file; reads at most what ``limit``
+    characters can take, and refuses a longer request before anything runs or is written."""
+    from .errors import InputTooLargeError
+
+    if input is not None and input_file is not None:
+        raise typer.BadParameter("give either --input or --input-file, not both")
+    if input_file is None and input != "-":
+        if input is not None and limit is not None and len(input) > limit:
+            raise InputTooLargeError(len(input), limit, what="--input")
+        return input
+    where = "stdin" if input_file is None else str(input_file)
+    cap = -1 if limit is None else limit * 4 + 1  # UTF-8 needs at most 4 bytes a character
+    try:
+        if input_file is None:
+            data = sys.stdin.buffer.read(cap)
+        else:
+            with open(input_file, "rb") as fh:
+                data = fh.read(cap)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read --input-file {input_file}: {exc.strerror or exc}") from exc
+    truncated = cap > 0 and len(data) >= cap
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(data) - 4:  # cut mid-character by the bound: too long anyway
+            text = data[: exc.start].decode("utf-8")
+        else:
+            raise typer.BadParameter(f"the input from {where} is not valid UTF-8 (byte {exc.start}); convert it "
+                                     "to UTF-8 first") from exc
+    if limit is not None and len(text) > limit:
+        raise InputTooLargeError(len(text), limit, what=f"the input from {where}" + (" (read so far)" if truncated else ""))
+    return text
+
+
+def _warn(message: str) -> None:
+    from .tracing.redact import redact
+
+    sys.stderr.write("warning: " + " ".join(redact(message).split()) + "\n")
+
+
 @app.command()
 def run(
     flow: str = typer.Argument(..., help="A YAML flow file or a 'package.module:flow' reference."),
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="The request to route."),
-    thread: Optional[str] = typer.Option(None, "--thread", help="Thread id (for checkpoints and resume)."),
+    input: str | None = typer.Option(None, "--input", "-i", help="The request to route ('-' reads it from stdin)."),
+    input_file: Path | None = typer.Option(None, "--input-file", help="Read the request from this UTF-8 file "
+                                              "(for inputs over the OS argument limit)."),
+    max_input_chars: int | None = typer.Option(None, "--max-input-chars", min=1,
+                                                  help="Refuse a request longer than this many characters "
+                                                       "[default: the flow's max_input_chars, 1,000,000]."),
+    thread: str | None = typer.Option(None, "--thread", help="Thread id (for checkpoints and resume)."),
     resume: bool = typer.Option(False, "--resume", help="Resume --thread after a failure or interrupt."),
-    answer: Optional[str] = typer.Option(None, "--answer", help="Value answering an interrupt when resuming."),
+    answer: str | None = typer.Option(None, "--answer", help="Value answering an interrupt when resuming."),
     metadata: list[str] = typer.Option([], "--meta", "-m", help="Run metadata key=value (rule routers can match it)."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
     as_json: bool = JsonOption,
 ) -> None:
     """Run FLOW on --input and print the answer and the run id."""
+    from .errors import TraceStoreError
+    from .orchestrator.checkpoint import checkpoint_path_for
     from .orchestrator.config import load_flow
     from .tracing import NullRecorder, SQLRecorder, TraceStore
 
     if resume and not thread:
         raise typer.BadParameter("--resume needs --thread")
-    if not resume and input is None:
-        raise typer.BadParameter("give --input TEXT (or --resume --thread ID)")
+    if not resume and input is None and input_file is None:
+        raise typer.BadParameter("give --input TEXT, --input - (stdin) or --input-file PATH (or --resume --thread ID)")
     f = load_flow(flow)
-    store = None if no_trace else TraceStore(db)
+    if max_input_chars is not None:
+        f.max_input_chars = max_input_chars
+    text = _read_input(input, input_file, f.max_input_chars)
+    store = None if no_trace else TraceStore(db)  # refuses a read-only/foreign DB before any work is done
+    if store is not None and store.upgraded is not None:
+        _warn(f"upgraded trace DB {store.upgraded.path} from schema v{store.upgraded.from_version} to "
+              f"v{store.upgraded.to_version}; backup at {store.upgraded.backup}")
     recorder = NullRecorder() if store is None else SQLRecorder(store)
-    checkpointer = str(store.path) if store is not None and store.path is not None else "memory"
+    checkpointer: Any = "memory"
+    if store is not None and store.path is not None:  # checkpoints beside the trace, not inside it
+        checkpointer = str(checkpoint_path_for(store.path))
     compiled = f.compile(recorder=recorder, checkpointer=checkpointer)
     try:
         with err.status(f"running {f.name}...", spinner="dots"):
@@ -95,9 +151,13 @@ def run(
                 assert thread is not None
                 result = compiled.resume(thread, answer)
             else:
-                assert input is not None
-                result = compiled.invoke(input, thread_id=thread, metadata=_parse_metadata(metadata))
+                assert text is not None
+                result = compiled.invoke(text, thread_id=thread, metadata=_parse_metadata(metadata))
     finally:
+        try:  # a trace that cannot be written never costs the answer: warn, print the answer below
+            recorder.flush()
+        except TraceStoreError as exc:
+            _warn(str(exc))
         compiled.close()
     if as_json:
         _print_json({"run_id": result.run_id, "thread_id": result.thread_id, "status": result.status,
@@ -117,12 +177,15 @@ def serve(
     flow: str = typer.Argument(..., help="A YAML flow file or 'package.module:flow' whose targets and routers to serve."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; non-loopback needs an API key."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
-    db: Optional[str] = DbOption,
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
+    db: str | None = DbOption,
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
+    max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1,
+                                       help="Largest request body accepted; larger ones get HTTP 413."),
 ) -> None:
-    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (with streaming); each
-    router of FLOW is the virtual model router:<name>."""
+    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
+    Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
+    With --api-key-env every endpoint but /livez needs 'Authorization: Bearer <key>'."""
     from .orchestrator.config import load_flow
     from .serving import ServeConfigError, build_app, check_bind
     from .tracing import NullRecorder, SQLRecorder
@@ -139,9 +202,9 @@ def serve(
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
     f = load_flow(flow)
     recorder = NullRecorder() if no_trace else SQLRecorder(db)
-    application = build_app(f, recorder=recorder, api_key=key)
-    names = [*f.nodes, *(f"router:{r.router.label}" for r in f.routes.values())]
-    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}")
+    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes)
+    names = list(application.fastapi.state.catalog)
+    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning")
     finally:
@@ -165,9 +228,9 @@ def routers_cmd(as_json: bool = JsonOption) -> None:
 @trace_app.command("list")
 def trace_list(
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs."),
-    flow: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
-    db: Optional[str] = DbOption,
+    flow: str | None = typer.Option(None, "--flow", help="Only runs of this flow."),
+    status: str | None = typer.Option(None, "--status", help="Only runs with this status."),
+    db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List recent runs."""
@@ -175,7 +238,7 @@ def trace_list(
 
     from .tracing import TraceStore
 
-    runs = TraceStore(db).list_runs(limit=limit, flow=flow, status=status)
+    runs = TraceStore(db, read_only=True).list_runs(limit=limit, flow=flow, status=status)
     if as_json:
         _print_json(runs)
         return
@@ -192,13 +255,13 @@ def trace_list(
 @trace_app.command("show")
 def trace_show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show a run as a tree of steps and decisions."""
     from .tracing import TraceStore
 
-    run = TraceStore(db).get_run(run_id)
+    run = TraceStore(db, read_only=True).get_run(run_id)
     if as_json:
         _print_json(run)
         return
@@ -211,15 +274,15 @@ def trace_show(
 def trace_export(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     format: str = typer.Option("json", "--format", "-f", help="json (one document) or jsonl (one record per line)."),
-    output: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
-    db: Optional[str] = DbOption,
+    output: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+    db: str | None = DbOption,
 ) -> None:
     """Export a run with all its records."""
     from .tracing import TraceStore
 
     if format not in ("json", "jsonl"):
         raise typer.BadParameter(f"--format must be json or jsonl, not {format!r}")
-    run = TraceStore(db).get_run(run_id)
+    run = TraceStore(db, read_only=True).get_run(run_id)
     if format == "json":
         text = json.dumps(run, indent=2, default=str) + "\n"
     else:
@@ -232,6 +295,42 @@ def trace_export(
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+@trace_app.command("upgrade")
+def trace_upgrade(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Upgrade a trace DB written by an older crossroads to this schema, in place (backup first)."""
+    from .tracing import TraceStore
+    from .tracing.schema import SCHEMA_VERSION
+
+    store = TraceStore(db)
+    rep = store.upgraded
+    if as_json:
+        _print_json({"path": str(store.path or store.url), "schema_version": SCHEMA_VERSION,
+                     "upgraded": None if rep is None else rep.__dict__})
+        return
+    if rep is None:
+        out.print(f"trace DB {store.path or store.url} is already at schema v{SCHEMA_VERSION}; nothing to do")
+        return
+    out.print(f"upgraded trace DB {rep.path} from schema v{rep.from_version} to v{rep.to_version}; backup at {rep.backup}")
+    for table, n in rep.rows_before.items():
+        out.print(f"  {table}: {n} rows before, {rep.rows_after.get(table, 0)} after")
+
+
+@trace_app.command("recover")
+def trace_recover(
+    db: str | None = DbOption,
+    spill: Path | None = typer.Option(None, "--spill", help="Spill file to import [default: <db>.spill.jsonl]."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Import trace rows that were spilled to <db>.spill.jsonl while the DB was locked or read-only."""
+    from .tracing import TraceStore
+
+    res = TraceStore(db).recover(spill)
+    if as_json:
+        _print_json(res)
+        return
+    out.print(f"imported {res['imported']} rows from {res['spill']} ({res['skipped']} already present)")
 
 
 def _suite_path(suite: str) -> Path:
@@ -256,6 +355,7 @@ def eval_run(
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
+    slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
 ) -> None:
     """Run SUITE, store the results with config, code version and data hashes, and write a report."""
     from rich.progress import Progress
@@ -268,7 +368,8 @@ def eval_run(
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
-        result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"))
+        result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
+                           include_slow=slow or None)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}
@@ -456,30 +557,45 @@ def train(
     out.print(f"wrote {out_path} ({msg})")
 
 
+def _error_line(kind: str, message: str) -> None:
+    """Errors are one line at any terminal width (no wrapping, newlines folded) and pass the trace redactor."""
+    from .tracing.redact import redact
+
+    sys.stderr.write(f"{kind}: " + " ".join(redact(message).split()) + "\n")
+    sys.stderr.flush()
+
+
 def main() -> None:
-    """Console entry point: one clear error line and a non-zero exit; tracebacks with --debug."""
+    """Console entry point: one clear error line and a non-zero exit; tracebacks with --debug; Ctrl-C exits 130."""
     from .errors import CrossroadsError
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # typer returns (not raises) the exit code here, 130 for Ctrl-C
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
     except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        sys.exit(130)
+        rc = 130
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
         if _state["debug"] or "--debug" in sys.argv:
             raise
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()  # a usage error from the CLI parser (click's or typer's own): it prints itself
-            sys.exit(exc.exit_code)
+        code = getattr(exc, "exit_code", None)
+        fmt = getattr(exc, "format_message", None)
+        if callable(fmt) and isinstance(code, int):  # a usage error from the CLI parser (click's or typer's own)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            _error_line("error", str(fmt()) + hint)
+            sys.exit(code)
         kind = "error" if isinstance(exc, CrossroadsError) else f"error ({type(exc).__name__})"
-        err.print(f"[red]{kind}:[/] ", end="")
-        err.print(str(exc), markup=False, highlight=False)
+        _error_line(kind, str(exc))
         sys.exit(1)
+    if rc == 130:
+        _error_line("interrupted", "stopped by Ctrl-C (exit 130); a --thread run can be resumed with --resume")
+        sys.exit(130)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

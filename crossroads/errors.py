@@ -144,5 +144,49 @@ class TraceSchemaVersionError(TraceStoreError):
     """The trace database was written with a different schema version."""
 
 
+class InputError(CrossroadsError, ValueError):
+    """A run's input cannot be used as given (not text, or not valid Unicode); nothing was run."""
+
+
+class InputTooLargeError(InputError):
+    """A run's input is over the flow's size limit (``Flow(max_input_chars=...)``); nothing was run."""
+
+    def __init__(self, size: int, limit: int, *, what: str = "input") -> None:
+        super().__init__(
+            f"{what} has {size:,} characters, over the limit of {limit:,}; shorten it or raise the limit "
+            "(Flow(max_input_chars=...), YAML 'max_input_chars:', or crossroads run --max-input-chars)"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class BudgetExceededError(FlowError):
+    """A run reached its cost budget (``Flow(max_cost_usd=...)``) before a step that would spend more."""
+
+    def __init__(self, message: str, *, spent_usd: float, budget_usd: float) -> None:
+        super().__init__(message)
+        self.spent_usd = spent_usd
+        self.budget_usd = budget_usd
+
+
+class ThreadFinishedError(FlowError):
+    """``resume`` was called on a thread whose last run already finished: nothing is pending."""
+
+
+class TraceStoreReadOnlyError(TraceStoreError):
+    """The trace database (or its folder) cannot be written; reading it still works."""
+
+
+class TraceStoreForeignError(TraceStoreCorruptError):
+    """The file is an SQLite database of another application; crossroads refuses it untouched."""
+
+
+class TraceStoreLockedError(TraceStoreError):
+    """The trace database stayed locked by another process longer than the writer retries."""
+
+
+__all__ += ["TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"]
+
+
 class HealthMonitorError(ConfigError):
     """A health monitor reported something unusable: a NaN or negative penalty, or a tool not in the graph."""

@@ -8,7 +8,7 @@ and returns a :class:`Decision`; targets receive a :class:`TargetRequest` and re
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -32,6 +32,7 @@ __all__ = [
     "TargetKind",
     "TargetRequest",
     "TargetResult",
+    "run_cost",
 ]
 
 START = "__start__"
@@ -116,6 +117,10 @@ class Message:
     content: str
     name: str | None = None
     """The target that produced it (for assistant/tool messages)."""
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    """Tool calls an assistant message asks for: ``{"id", "name", "arguments"}`` (arguments a JSON string)."""
+    tool_call_id: str | None = None
+    """For ``role="tool"``: the id of the tool call this message answers."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,6 +302,8 @@ class TargetRequest:
     """For merge nodes: the outputs of the fan-out branches (``{"target", "output"}``)."""
     state: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    on_token: Callable[[str], None] | None = None
+    """Set when the run is streamed: a model target passes each text delta here as it arrives."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,8 +315,21 @@ class TargetResult:
     events: tuple[RunEvent, ...] = ()
     """Retries, fallbacks, cooldowns, ... written to the trace as events of this step."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    messages: tuple[Message, ...] = ()
+    """Messages exchanged before the output (an agent's tool calls and tool results), kept in the
+    run's conversation ahead of the final answer."""
+    update: Mapping[str, Any] = field(default_factory=dict)
+    """Writes to the user's own state keys (``Flow(state_schema=...)``)."""
 
     @property
     def cost_usd(self) -> float:
         """Sum of the calls' costs."""
         return sum(c.cost_usd for c in self.calls)
+
+
+def run_cost(target_costs: Iterable[float], router_costs: Iterable[float]) -> float:
+    """The one definition of what a run cost: every target call plus every routing decision.
+
+    ``RunResult.cost_usd``, ``trace list`` and ``trace show`` all use it (step costs, decision costs).
+    """
+    return float(sum(target_costs)) + float(sum(router_costs))

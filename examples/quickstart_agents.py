@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 
@@ -11,23 +12,59 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
         ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
+MAX_EXPRESSION_CHARS = 200
+"""Longer expressions are refused (parsing is recursive)."""
+MAX_RESULT_BITS = 4096
+"""Integers larger than this (about 1,233 digits) are refused: ``9**9**9`` would pin a CPU for minutes."""
+
+
+def _bounded(value: float) -> float:
+    if isinstance(value, int) and value.bit_length() > MAX_RESULT_BITS:
+        raise ValueError(f"the result would have more than {MAX_RESULT_BITS} bits; I only do bounded arithmetic")
+    return value
+
+
+def _pow(base: float, exp: float) -> float:
+    # estimate the size before computing: |base| ** exp has about exp * log2|base| bits
+    if isinstance(base, int) and isinstance(exp, int) and abs(base) > 1 and exp > 0:
+        if exp * math.log2(abs(base)) > MAX_RESULT_BITS:
+            raise ValueError(f"{base} ** {exp} is too large (over {MAX_RESULT_BITS} bits); I only do bounded arithmetic")
+    try:
+        return _bounded(operator.pow(base, exp))
+    except OverflowError:
+        raise ValueError(f"{base} ** {exp} overflows a float") from None
+
+
 def _eval(node: ast.AST) -> float:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return node.value
+        return _bounded(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_eval(node.left), _eval(node.right))
+        left, right = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Pow):
+            return _pow(left, right)
+        return _bounded(_OPS[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
         return _OPS[type(node.op)](_eval(node.operand))
     raise ValueError("only numbers and + - * / ** % // are allowed")
 
 
 def calculator(text: str) -> str:
-    """Evaluate the arithmetic expression found in the text."""
-    m = re.search(r"[-+*/%().\d\s^]*\d[-+*/%().\d\s^]*", text)
+    """Evaluate the arithmetic expression found in the text (bounded: long expressions and huge
+    results are refused with a message instead of running unbounded work)."""
+    m = re.search(r"[-+*/%().\d\s^]*\d[-+*/%().\d\s^]*", text[:10_000])
     if not m:
         return "I found no arithmetic expression."
     expr = m.group(0).strip().replace("^", "**")
-    value = _eval(ast.parse(expr, mode="eval").body)
+    if len(expr) > MAX_EXPRESSION_CHARS:
+        return f"That expression is longer than {MAX_EXPRESSION_CHARS} characters; I only do short arithmetic."
+    try:
+        value = _eval(ast.parse(expr, mode="eval").body)
+    except ZeroDivisionError:
+        return f"{expr}: division by zero"
+    except (ValueError, SyntaxError, RecursionError) as exc:
+        return f"I cannot compute {expr!r}: {exc}"
+    if isinstance(value, int) and value.bit_length() > 53:
+        return f"{expr} = {value}"  # exact: too large for a float
     return f"{expr} = {value:g}"
 
 

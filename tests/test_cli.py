@@ -2,21 +2,60 @@
 
 import json
 import os
+import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+V1_FIXTURE = ROOT / "tests" / "data" / "trace_v1.db"
+SECRET = "sk-abcdefghijklmnopqrstuvwx123456"
+FLOWS = f"""
+import time
+from pathlib import Path
+from crossroads import Flow, agent
+
+def _count(text):
+    return f"{{len(text)}} chars, ends {{text[-6:]}}"
+
+echo = Flow("echo").add(agent("count", _count))
+
+def _slow(text):
+    Path(text).write_text("started")
+    time.sleep(60)
+    return "late"
+
+slow = Flow("slow").add(agent("wait", _slow))
+
+def _leak(text):
+    raise RuntimeError("upstream refused api_key={SECRET}\\nsecond line " + "x" * 300)
+
+leaky = Flow("leaky").add(agent("leak", _leak))
+"""
 
 
-def cli(*args, db=None, check=True):
+def cli(*args, db=None, check=True, env_extra=None, input=None, columns="200"):
     env = {**os.environ, "CROSSROADS_DB": str(db) if db else os.environ.get("CROSSROADS_DB", "")}
     env.pop("COLUMNS", None)
+    env.update(env_extra or {})
     proc = subprocess.run([sys.executable, "-m", "crossroads.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**env, "COLUMNS": "200"})
+                          cwd=ROOT, env={**env, "COLUMNS": columns}, input=input)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
+
+
+@pytest.fixture
+def flows(tmp_path):
+    """A module of small Python flows, importable by the CLI as cliflows:NAME."""
+    (tmp_path / "cliflows.py").write_text(FLOWS)
+    return {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
 
 
 def test_version():
@@ -66,3 +105,110 @@ def test_corrupt_trace_db_is_a_clear_error(tmp_path):
 def test_routers_listing():
     names = [r["name"] for r in json.loads(cli("routers", "--json").stdout)]
     assert {"rules", "fixed", "random", "cheapest", "most_capable", "human"} <= set(names)
+
+
+def test_input_over_the_os_argument_limit_via_file_and_stdin(tmp_path, db_path, flows):
+    text = "word " * 60_000 + "final"  # 300,005 chars: one argv string may hold at most 131,072 bytes on Linux
+    with pytest.raises(OSError, match="Argument list too long"):
+        cli("run", "cliflows:echo", "--input", text, db=db_path, env_extra=flows)
+    big = tmp_path / "big.txt"
+    big.write_text(text)
+    out = cli("run", "cliflows:echo", "--input-file", str(big), db=db_path, env_extra=flows).stdout
+    assert out.startswith("300005 chars, ends  final")
+    out = cli("run", "cliflows:echo", "--input", "-", db=db_path, env_extra=flows, input=text).stdout
+    assert out.startswith("300005 chars, ends  final")
+    listed = json.loads(cli("trace", "list", "--json", db=db_path).stdout)
+    assert [r["status"] for r in listed] == ["succeeded", "succeeded"]
+
+
+def test_input_over_max_input_chars_is_refused_before_anything_runs(tmp_path, db_path, flows):
+    f = tmp_path / "in.txt"
+    f.write_text("x" * 11)
+    proc = cli("run", "cliflows:echo", "--input-file", str(f), "--max-input-chars", "10", db=db_path,
+               env_extra=flows, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: the input from") and "11 characters, over the limit of 10" in proc.stderr
+    assert not db_path.exists()  # refused before the trace DB was even opened
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"caf\xe9")
+    proc = cli("run", "cliflows:echo", "--input-file", str(bad), db=db_path, env_extra=flows, check=False)
+    assert proc.returncode == 2 and "not valid UTF-8 (byte 3)" in proc.stderr
+
+
+def test_ctrl_c_exits_130_with_a_message(tmp_path, db_path, flows):
+    marker = tmp_path / "started"
+    env = {**os.environ, **flows, "CROSSROADS_DB": str(db_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "crossroads.cli", "run", "cliflows:slow", "--input", str(marker)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert marker.exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: stopped by Ctrl-C")
+
+
+def test_errors_are_one_redacted_line_at_any_terminal_width(db_path, flows):
+    proc = cli("run", "cliflows:leaky", "--input", "go", db=db_path, env_extra=flows, check=False, columns="30")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error (RuntimeError): upstream refused")
+    assert SECRET not in proc.stderr and "api_key=[REDACTED] second line xxx" in proc.stderr
+
+
+def _hold_lock_until(db, stop, ready):
+    conn = sqlite3.connect(db, timeout=5, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    ready.set()
+    stop.wait()
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_trace_write_failure_never_loses_the_answer(db_path, flows):
+    cli("run", "cliflows:echo", "--input", "first", db=db_path, env_extra=flows)
+    stop, ready = threading.Event(), threading.Event()
+    locker = threading.Thread(target=_hold_lock_until, args=(str(db_path), stop, ready))
+    locker.start()
+    ready.wait()
+    try:
+        proc = cli("run", "cliflows:echo", "--input", "second", db=db_path, check=False,
+                   env_extra={**flows, "CROSSROADS_TRACE_BUSY_TIMEOUT_S": "0.1", "CROSSROADS_TRACE_LOCK_RETRY_S": "0.5"})
+    finally:
+        stop.set()
+        locker.join()
+    assert proc.returncode == 0 and proc.stdout.startswith("6 chars, ends second")
+    warning = proc.stderr.strip().splitlines()[-1]
+    assert warning.startswith("warning: trace writer failed:") and "spill.jsonl" in warning
+    assert "crossroads trace recover" in warning
+    rec = json.loads(cli("trace", "recover", "--json", db=db_path).stdout)
+    assert rec["imported"] >= 3 and rec["skipped"] == 0
+    runs = json.loads(cli("trace", "list", "--json", db=db_path).stdout)
+    assert [(r["input"], r["status"], r["output"]) for r in runs][0] == ("second", "succeeded", "6 chars, ends second")
+
+
+def test_read_only_commands_create_nothing_and_v1_dbs_upgrade(tmp_path):
+    missing = tmp_path / "nested" / "trace.db"
+    proc = cli("trace", "list", "--db", str(missing), check=False)
+    assert proc.returncode == 1 and "no trace DB at" in proc.stderr and not (tmp_path / "nested").exists()
+    db = tmp_path / "v1.db"
+    shutil.copy(V1_FIXTURE, db)
+    raw = db.read_bytes()
+    assert len(json.loads(cli("trace", "list", "--json", "--db", str(db)).stdout)) == 5
+    assert db.read_bytes() == raw  # reading a v1 DB neither upgrades nor writes it
+    out = cli("trace", "upgrade", "--db", str(db)).stdout
+    assert "from schema v1 to v2" in out and "cr_runs: 5 rows before, 5 after" in out and "writes: 47 rows before, 47 after" in out
+    assert (tmp_path / "v1.db.v1.bak").exists()
+    assert "nothing to do" in cli("trace", "upgrade", "--db", str(db)).stdout
+
+
+def test_another_applications_db_is_refused_untouched(tmp_path, flows):
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("create table orders (id integer primary key)")
+    conn.commit()
+    conn.close()
+    raw = db.read_bytes()
+    proc = cli("run", "cliflows:echo", "--input", "x", "--db", str(db), env_extra=flows, check=False)
+    assert proc.returncode == 1 and "another application" in proc.stderr and db.read_bytes() == raw

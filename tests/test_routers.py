@@ -20,6 +20,7 @@ from crossroads import (
     available_routers,
     create_router,
 )
+from crossroads.agents.models import FunctionModel
 from crossroads.routers import registry
 from crossroads.types import Health, HealthStatus
 
@@ -41,6 +42,10 @@ PARAMS = {
                                "edges": [{"source": "S", "target": t, "cost": c} for t, c in (("cheap", 0.1), ("mid", 0.2), ("big", 0.3))]
                                + [{"source": t, "target": "G", "cost": 0.1} for t in ("cheap", "mid", "big")]}},
     "classifier": "classifier.npz",
+    "reasoning": {"model": FunctionModel(lambda m: '{"reasoning": "a refund", "agents": ["mid"]}')},
+    "router_r1": {"model": FunctionModel(lambda m: "<answer>ok</answer>" if m[-1].content.startswith("<information>")
+                                         else "<think>refund</think><search>mid: refund my order</search>"),
+                  "pool": {n: FunctionModel(lambda m: "done") for n in ("cheap", "mid", "big")}},
 }
 NON_INTERACTIVE = [n for n in PARAMS]
 UTTERANCES = {"cheap": ["hi there", "thanks a lot", "good morning"],

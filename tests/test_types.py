@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from crossroads import Decision, RoutingError, RouteContext, TargetInfo
+from crossroads import Decision, RouteContext, RoutingError, TargetInfo
 from crossroads.types import CostModel, Health, HealthStatus
 
 

@@ -59,7 +59,7 @@ class HealthTracker:
             cooldown = self._cooldown_until
         n = len(outcomes)
         error_rate = sum(1 for ok, _ in outcomes if not ok) / n if n else 0.0
-        latency = statistics.median(l for _, l in outcomes) if n else None
+        latency = statistics.median(lat for _, lat in outcomes) if n else None
         if forced is not None:
             status = forced
         elif cooldown is not None and cooldown > time.time():

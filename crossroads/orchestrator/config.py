@@ -39,6 +39,7 @@ from ..errors import ConfigError, CrossroadsError, FlowError, UnknownNameError
 from ..routers.registry import available_routers, create_router
 from ..types import END, START, CostModel
 from .flow import DEFAULT_MAX_STEPS, Flow
+from .inputs import DEFAULT_MAX_INPUT_CHARS
 
 __all__ = ["FlowSpec", "load_flow", "load_flow_yaml", "resolve_callable"]
 
@@ -71,7 +72,7 @@ class ModelSpec(_Strict):
     path: str | None = Field(None, description="llama_cpp: a GGUF file (default: the SmolLM2-135M-Instruct package)")
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(2, ge=0)
-    fallbacks: list["ModelSpec"] = []
+    fallbacks: list[ModelSpec] = []
 
 
 class TargetSpec(_Strict):
@@ -131,6 +132,8 @@ class FlowSpec(_Strict):
     name: str = "flow"
     description: str = ""
     max_steps: int = Field(DEFAULT_MAX_STEPS, ge=1)
+    max_cost_usd: float | None = Field(None, gt=0, description="budget per run (targets + routers), USD")
+    max_input_chars: int | None = Field(DEFAULT_MAX_INPUT_CHARS, ge=1, description="longest input accepted")
     targets: dict[str, TargetSpec]
     routers: dict[str, RouterSpec] = {}
     edges: list[EdgeSpec] = []
@@ -206,18 +209,19 @@ def _node(name: str) -> str:
 
 def build_flow(spec: FlowSpec, base_dir: Path | None, source: str) -> Flow:
     """Turn a validated spec into a :class:`Flow`."""
-    flow = Flow(spec.name, max_steps=spec.max_steps, description=spec.description)
+    flow = Flow(spec.name, max_steps=spec.max_steps, description=spec.description, max_cost_usd=spec.max_cost_usd,
+                max_input_chars=spec.max_input_chars)
     for name, t in spec.targets.items():
         try:
             flow.add_node(name, _target(name, t, base_dir))
         except ConfigError as exc:
-            raise _located(exc, f"{source}: targets.{name}")
+            raise _located(exc, f"{source}: targets.{name}") from exc.__cause__
     routers = {}
     for rname, r in spec.routers.items():
         try:
             routers[rname] = create_router(r.type, r.params, label=rname)
         except ConfigError as exc:
-            raise _located(exc, f"{source}: routers.{rname}")
+            raise _located(exc, f"{source}: routers.{rname}") from exc.__cause__
     for i, e in enumerate(spec.edges):
         src = _node(e.source)
         try:
@@ -229,11 +233,11 @@ def build_flow(spec: FlowSpec, base_dir: Path | None, source: str) -> Flow:
                     raise UnknownNameError("router", e.route, routers, hint=f"define it under 'routers:' (types: {', '.join(available_routers())})")
                 flow.route(src, routers[e.route], [_node(c) for c in e.candidates], merge=e.merge)
         except ConfigError as exc:
-            raise _located(exc, f"{source}: edges[{i}]")
+            raise _located(exc, f"{source}: edges[{i}]") from exc.__cause__
     try:
         flow.validate()
     except (ConfigError, FlowError) as exc:
-        raise _located(exc, source)
+        raise _located(exc, source) from exc.__cause__
     return flow
 
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..agents.targets import Target
 from ..errors import ConfigError, FlowError, UnknownTargetError
 from ..routers.base import Router
 from ..types import END, START
+from .inputs import DEFAULT_MAX_INPUT_CHARS
+from .state import check_state_schema
+
+if TYPE_CHECKING:
+    from .compiled import CompiledFlow
 
 __all__ = ["DEFAULT_MAX_STEPS", "Flow", "Route"]
 
@@ -45,12 +50,24 @@ class Flow:
         print(app.invoke("I was charged twice").output)
     """
 
-    def __init__(self, name: str = "flow", *, max_steps: int = DEFAULT_MAX_STEPS, description: str = "") -> None:
+    def __init__(self, name: str = "flow", *, max_steps: int = DEFAULT_MAX_STEPS, description: str = "",
+                 state_schema: type | None = None, max_cost_usd: float | None = None,
+                 max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS) -> None:
         if max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
+        if max_cost_usd is not None and not max_cost_usd > 0:
+            raise ConfigError(f"max_cost_usd must be a positive number of USD, got {max_cost_usd}")
+        if max_input_chars is not None and max_input_chars < 1:
+            raise ConfigError(f"max_input_chars must be at least 1 (or None for no limit), got {max_input_chars}")
         self.name = name
         self.description = description
         self.max_steps = max_steps
+        self.state_schema = check_state_schema(state_schema)
+        """The graph state: :class:`FlowState` or a user TypedDict extending it."""
+        self.max_cost_usd = max_cost_usd
+        """Budget per run (targets + routers); a step that would start past it raises BudgetExceededError."""
+        self.max_input_chars = max_input_chars
+        """Inputs longer than this are refused with InputTooLargeError before anything runs."""
         self.nodes: dict[str, Target] = {}
         self.edges: dict[str, str] = {}
         self.routes: dict[str, Route] = {}
@@ -147,7 +164,7 @@ class Flow:
         recorder: Any = None,
         checkpointer: Any = None,
         interrupt_before: Iterable[str] = (),
-    ) -> "CompiledFlow":
+    ) -> CompiledFlow:
         """Validate and build the LangGraph graph.
 
         ``recorder``: a :class:`~crossroads.tracing.Recorder`, a DB path/URL (an ``SQLRecorder`` is

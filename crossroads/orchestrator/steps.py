@@ -1,47 +1,49 @@
-"""The functions LangGraph runs: target nodes and routed-edge path functions.
+"""The nodes LangGraph runs: target nodes and decision nodes.
 
-Each is a pair (sync, async) wrapped into one LangGraph runnable, so a compiled flow supports both
-``invoke`` and ``ainvoke``.
+Each node is a small LangChain ``Runnable`` with a sync and an async body, so a compiled flow
+supports both ``invoke`` and ``ainvoke`` (only LangGraph's public API is used).
+
+Every routed edge is a decision node of its own (``<source>_decide``): the router runs inside a
+node, so a router that raises leaves the thread pending at that node and ``resume()`` re-runs the
+decision and then the chosen target. The decision is written to the graph state (``decisions``) as
+well as to the trace, so ``get_state_history`` shows why a branch was taken.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.config import get_stream_writer
 from langgraph.types import Command, Send
+from pydantic import BaseModel
 
+from ..agents.lc import from_lc_message, to_lc_message
 from ..agents.targets import Target
-from ..errors import RoutingError, StepLimitError
+from ..errors import BudgetExceededError, RoutingError, StepLimitError
 from ..routers.base import Router
 from ..tracing.recorder import NullRecorder, Recorder
 from ..tracing.records import CallRecord, DecisionRecord, EventRecord, StepRecord
 from ..types import END, Decision, Message, RouteContext, TargetInfo, TargetRequest, TargetResult
 from .state import BRANCH_KEY, RESET_BRANCHES
+from .streaming import STREAM_EVENT_KEY
 
-try:  # the runnable LangGraph itself wraps plain functions in (no callback overhead)
-    from langgraph._internal._runnable import RunnableCallable as _Runnable
+__all__ = ["STREAM_FLAG", "decision_summary", "make_decide", "make_node"]
 
-    def _runnable(name: str, func: Any, afunc: Any) -> Any:
-        return _Runnable(func, afunc, name=name, trace=False)
-except ImportError:  # pragma: no cover - public fallback if LangGraph moves it
-    from langchain_core.runnables import RunnableLambda
-
-    def _runnable(name: str, func: Any, afunc: Any) -> Any:
-        return RunnableLambda(func, afunc=afunc, name=name)
-
-__all__ = ["make_node", "make_path"]
+STREAM_FLAG = "crossroads_stream_tokens"
+"""``configurable`` key set by ``astream_chunks``: model targets then stream their tokens."""
 
 
 class MessageView(Sequence[Message]):
-    """A lazy, read-only view of the state's message dicts as :class:`Message` values."""
+    """A lazy, read-only view of the state's LangChain messages as crossroads :class:`Message` values."""
 
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, raw: Sequence[Any]) -> None:
         self._raw = raw
 
     def __len__(self) -> int:
@@ -49,8 +51,8 @@ class MessageView(Sequence[Message]):
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
-            return [Message(**m) for m in self._raw[i]]
-        return Message(**self._raw[i])
+            return [from_lc_message(m) for m in self._raw[i]]
+        return from_lc_message(self._raw[i])
 
 
 class LazyHealth(Mapping[str, Any]):
@@ -71,6 +73,28 @@ class LazyHealth(Mapping[str, Any]):
         return len(self._targets)
 
 
+class _Node(Runnable[Any, Any]):
+    """A LangGraph node with a sync and an async body (no callback overhead)."""
+
+    def __init__(self, name: str, func: Callable[..., Any], afunc: Callable[..., Any]) -> None:
+        self.name = name
+        self._func = func
+        self._afunc = afunc
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self._func(_as_dict(input), config or {})
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return await self._afunc(_as_dict(input), config or {})
+
+
+def _as_dict(state: Any) -> Any:
+    """A pydantic state (``FlowStateModel``) as the mapping the nodes read."""
+    if isinstance(state, BaseModel):
+        return {k: getattr(state, k) for k in type(state).model_fields}
+    return state
+
+
 def latest_text(state: Mapping[str, Any]) -> str:
     """The most recent output, or the run input before any node ran."""
     out = state.get("output")
@@ -81,19 +105,49 @@ def _graph_step(config: Mapping[str, Any] | None) -> int:
     return int(((config or {}).get("metadata") or {}).get("langgraph_step", 0))
 
 
-def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: bool = False) -> Any:
-    """The LangGraph node that runs ``target`` and records its step and calls."""
+def _streaming(config: Mapping[str, Any]) -> bool:
+    return bool((config.get("configurable") or {}).get(STREAM_FLAG))
+
+
+def _writer(config: Mapping[str, Any]) -> Callable[[Any], None] | None:
+    if not _streaming(config):
+        return None
+    try:
+        return get_stream_writer()
+    except RuntimeError:  # outside a graph context
+        return None
+
+
+def decision_summary(decision: Decision, source: str) -> dict[str, Any]:
+    """The decision as it is kept in the graph state (plain data, checkpoint-friendly)."""
+    return {"decision_id": decision.decision_id, "router": decision.router, "source": source,
+            "targets": list(decision.targets), "scores": {k: float(v) for k, v in decision.scores.items()},
+            "rationale": decision.rationale, "cost_usd": float(decision.cost_usd)}
+
+
+def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: bool = False,
+              max_cost_usd: float | None = None) -> Any:
+    """The LangGraph node that runs ``target`` and records its step, calls and events."""
     name = target.name
     kind = target.kind.value
+    per_call = float(target.info.cost.per_call)
     tracing = not isinstance(recorder, NullRecorder)
 
-    def request_of(state: Mapping[str, Any]) -> TargetRequest:
+    def request_of(state: Mapping[str, Any], on_token: Callable[[str], None] | None) -> TargetRequest:
         steps = state.get("steps", 0)
         if steps >= max_steps:
             raise StepLimitError(
                 f"run exceeded max_steps={max_steps} before node {name!r}; raise the flow's max_steps "
                 "or give its loop a router that can choose END"
             )
+        spent = float(state.get("cost_usd", 0.0) or 0.0)
+        # the known minimum price of this step (its per-call price) must fit in what is left
+        if max_cost_usd is not None and (spent >= max_cost_usd or spent + per_call > max_cost_usd):
+            raise BudgetExceededError(
+                f"run spent ${spent:.6f} of its ${max_cost_usd:.6f} budget before node {name!r} "
+                f"(which costs at least ${per_call:.6f} a call); raise Flow(max_cost_usd=...) or route to "
+                "cheaper targets",
+                spent_usd=spent, budget_usd=max_cost_usd)
         return TargetRequest(
             text=latest_text(state),
             input=state.get("input", ""),
@@ -101,15 +155,14 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
             branch_outputs=tuple(state.get("branches") or ()) if is_merge else (),
             state=state,
             metadata=state.get("metadata") or {},
+            on_token=on_token,
         )
 
     def update_of(state: Mapping[str, Any], result: TargetResult) -> dict[str, Any]:
-        update: dict[str, Any] = {
-            "messages": [{"role": "assistant", "content": result.output, "name": name}],
-            "output": result.output,
-            "steps": 1,
-            "cost_usd": result.cost_usd,
-        }
+        messages = [to_lc_message(m) for m in result.messages]
+        messages.append(AIMessage(content=result.output, name=name))
+        update: dict[str, Any] = {**result.update, "messages": messages, "output": result.output, "steps": 1,
+                                  "cost_usd": result.cost_usd}
         branch = state.get(BRANCH_KEY)
         if branch is not None:
             update["branches"] = [{"target": name, "output": result.output, **branch}]
@@ -131,15 +184,41 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
             error=f"{type(error).__name__}: {error}" if error else None,
         )
         recorder.record(step)
-        if result is not None:
-            for call in result.calls:
-                recorder.record(CallRecord(run_id=run_id, step_id=step.step_id, usage=call))
+        calls = result.calls if result is not None else tuple(getattr(error, "calls", ()) or ())
+        for call in calls:
+            recorder.record(CallRecord(run_id=run_id, step_id=step.step_id, usage=call))
         for ev in (result.events if result is not None else getattr(error, "events", ())):
             recorder.record(EventRecord(kind=ev.kind, run_id=run_id, step_id=step.step_id, target=ev.target,
                                         detail=dict(ev.detail)))
 
+    def streamer(state: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any, list[bool]]:
+        write = _writer(config)
+        if write is None:
+            return None, [False]
+        sent = [False]
+        branch = state.get(BRANCH_KEY) is not None
+
+        def on_token(delta: str) -> None:
+            if delta:
+                sent[0] = True
+                write({STREAM_EVENT_KEY: "token", "node": name, "delta": delta, "branch": branch,
+                       "run_id": state.get("run_id")})
+
+        return on_token, sent
+
+    def after(state: Mapping[str, Any], config: Mapping[str, Any], result: TargetResult, on_token: Any,
+              sent: list[bool]) -> None:
+        if on_token is None:
+            return
+        if not sent[0]:
+            on_token(result.output)  # a target that does not stream: its whole output is one delta
+        write = _writer(config)
+        if write is not None:
+            write({STREAM_EVENT_KEY: "usage", "node": name, "calls": list(result.calls)})
+
     def node(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        request = request_of(state)
+        on_token, sent = streamer(state, config)
+        request = request_of(state, on_token)
         started = time.time()
         try:
             result = target.invoke(request)
@@ -147,10 +226,12 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
             record(state, config, started, request, None, exc)
             raise
         record(state, config, started, request, result, None)
+        after(state, config, result, on_token, sent)
         return update_of(state, result)
 
     async def anode(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        request = request_of(state)
+        on_token, sent = streamer(state, config)
+        request = request_of(state, on_token)
         started = time.time()
         try:
             result = await target.ainvoke(request)
@@ -158,12 +239,13 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
             record(state, config, started, request, None, exc)
             raise
         record(state, config, started, request, result, None)
+        after(state, config, result, on_token, sent)
         return update_of(state, result)
 
-    return _runnable(name, node, anode)
+    return _Node(name, node, anode)
 
 
-def make_path(
+def make_decide(
     source: str,
     router: Router,
     candidates: Sequence[TargetInfo | str],
@@ -172,16 +254,15 @@ def make_path(
     *,
     fan_out: bool,
     max_steps: int,
-    as_node: bool = False,
+    node_name: str,
 ) -> Any:
-    """The conditional-edge function that asks ``router`` and returns node name(s) or ``Send``s.
-
-    With ``as_node`` it is instead a node that returns ``Command(goto=...)`` (for interactive routers).
-    """
+    """The decision node of the routed edge from ``source``: asks ``router`` and returns a
+    ``Command`` that records the decision in the state and goes to the chosen node(s)."""
     infos = tuple(c if isinstance(c, TargetInfo) else TargetInfo(name=c, description="end the run") for c in candidates)
     names = tuple(i.name for i in infos)
     health = LazyHealth(health_of)
     tracing = not isinstance(recorder, NullRecorder)
+    side_records = getattr(router, "trace_records", None)
 
     def context_of(state: Mapping[str, Any]) -> RouteContext:
         return RouteContext(
@@ -197,7 +278,16 @@ def make_path(
             metadata=state.get("metadata") or {},
         )
 
-    def finish(state: Mapping[str, Any], ctx: RouteContext, decision: Any, started: float) -> Any:
+    def _fail(run_id: str | None, exc: RoutingError, decision: Decision | None = None) -> None:
+        recorder.record(EventRecord(
+            kind="routing_error", run_id=run_id, decision_id=decision.decision_id if decision else None,
+            target=exc.target,
+            detail={"router": exc.router, "source": source, "candidates": list(names), "message": str(exc)},
+        ))
+        raise exc
+
+    def finish(state: Mapping[str, Any], config: Mapping[str, Any], ctx: RouteContext, decision: Any,
+               started: float) -> Command:
         run_id = state.get("run_id")
         if not isinstance(decision, Decision):
             _fail(run_id, RoutingError(
@@ -220,46 +310,37 @@ def make_path(
         if run_id and tracing:
             recorder.record(DecisionRecord(run_id=run_id, source=source, decision=decision,
                                            query=ctx.query, step_index=ctx.step))
+            if side_records is not None:  # an LLM router's own calls, routing errors and sub-decisions
+                for rec in side_records(decision, run_id=run_id, source=source):
+                    recorder.record(rec)
         if state.get("steps", 0) >= max_steps and any(t != END for t in decision.targets):
             raise StepLimitError(
                 f"run reached max_steps={max_steps} at the route from {source!r}; raise max_steps or "
                 "let the router choose END"
             )
+        summary = decision_summary(decision, source)
+        write = _writer(config)
+        if write is not None:
+            write({STREAM_EVENT_KEY: "decision", "node": node_name, "decision": summary, "run_id": run_id})
+        update = {"decisions": [summary], "cost_usd": float(decision.cost_usd)}
         if not fan_out:
-            return decision.targets[0]
+            return Command(goto=decision.targets[0], update=update)
         base = {k: v for k, v in state.items() if k != BRANCH_KEY}
-        return [
+        goto = [
             Send(t, {**base, BRANCH_KEY: {"decision_id": decision.decision_id, "source": source}})
             if t != END else END
             for t in decision.targets
         ]
+        return Command(goto=goto, update=update)
 
-    def _fail(run_id: str | None, exc: RoutingError, decision: Decision | None = None) -> None:
-        recorder.record(EventRecord(
-            kind="routing_error", run_id=run_id, decision_id=decision.decision_id if decision else None,
-            target=exc.target,
-            detail={"router": exc.router, "source": source, "candidates": list(names), "message": str(exc)},
-        ))
-        raise exc
-
-    def path(state: dict[str, Any]) -> Any:
+    def decide(state: dict[str, Any], config: RunnableConfig) -> Command:
         ctx = context_of(state)
         started = time.perf_counter()
-        return finish(state, ctx, router.route(ctx), started)
+        return finish(state, config, ctx, router.route(ctx), started)
 
-    async def apath(state: dict[str, Any]) -> Any:
+    async def adecide(state: dict[str, Any], config: RunnableConfig) -> Command:
         ctx = context_of(state)
         started = time.perf_counter()
-        return finish(state, ctx, await router.aroute(ctx), started)
+        return finish(state, config, ctx, await router.aroute(ctx), started)
 
-    if not as_node:
-        return _runnable(f"route:{source}", path, apath)
-
-    # interactive routers decide inside a node of their own (interrupts need a node context)
-    def decide(state: dict[str, Any]) -> Command:
-        return Command(goto=path(state))
-
-    async def adecide(state: dict[str, Any]) -> Command:
-        return Command(goto=await apath(state))
-
-    return _runnable(f"decide:{source}", decide, adecide)
+    return _Node(node_name, decide, adecide)

@@ -6,6 +6,9 @@ from .human import HumanRouter
 from .pheromone import PheromoneRouter
 from .learned import ClassifierRouter, LearnedRouter, TrainedRouter
 from .rules import RulesRouter
+from .llm_base import LLMRouter
+from .reasoning import ReasoningRouter
+from .router_r1 import RouterR1Router
 from .self_healing import SelfHealingRouter
 from .semantic import SemanticRouter
 from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
@@ -15,10 +18,13 @@ __all__ = [
     "ClassifierRouter",
     "FixedRouter",
     "HumanRouter",
+    "LLMRouter",
     "LearnedRouter",
     "MostCapableRouter",
     "PheromoneRouter",
     "RandomRouter",
+    "ReasoningRouter",
+    "RouterR1Router",
     "Router",
     "RulesRouter",
     "SelfHealingRouter",

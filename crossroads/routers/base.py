@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from ..errors import FeedbackError
 from ..types import Decision, Feedback, RouteContext
 
-__all__ = ["Router"]
+__all__ = ["ROUTER_THREADS", "Router"]
+
+ROUTER_THREADS = 64
+"""Worker threads that run blocking routers off the event loop (shared by every router)."""
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _router_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=ROUTER_THREADS, thread_name_prefix="crossroads-router")
+    return _pool
 
 
 class Router(ABC):
@@ -30,6 +48,10 @@ class Router(ABC):
 
     name: ClassVar[str] = ""
     learns: ClassVar[bool] = False
+    blocking: ClassVar[bool] = True
+    """Whether :meth:`route` may block (embeddings, model calls, I/O). The default :meth:`aroute`
+    runs blocking routers in a worker thread so concurrent async runs are not serialised; routers
+    that decide in microseconds (rules, fixed) set ``blocking = False`` and decide inline."""
 
     label: str
     """Instance label shown in traces; defaults to the registry name."""
@@ -42,8 +64,13 @@ class Router(ABC):
         """Return a decision that scores every candidate in ``ctx``."""
 
     async def aroute(self, ctx: RouteContext) -> Decision:
-        """Async variant; CPU-cheap routers decide inline, I/O-bound routers override."""
-        return self.route(ctx)
+        """Async variant: blocking routers run :meth:`route` in a worker thread (with the caller's
+        context, so LangGraph interrupts still work), others inline. Natively async routers override."""
+        if not self.blocking:
+            return self.route(ctx)
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, self.route, ctx)
+        return await loop.run_in_executor(_router_pool(), call)
 
     def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
         """Decide many contexts; vectorised routers override for throughput."""
@@ -56,6 +83,11 @@ class Router(ABC):
     def referenced_targets(self) -> set[str]:
         """Target names this router is configured to choose; the flow checks them at compile time."""
         return set()
+
+    def close(self) -> None:
+        """Release what the router holds (monitor threads, connections); called by
+        ``CompiledFlow.close()``. The default holds nothing."""
+        return None
 
     def feedback(self, feedback: Feedback) -> None:
         """Learn from an outcome. Non-learning routers refuse feedback."""

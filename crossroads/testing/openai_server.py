@@ -22,6 +22,22 @@ from typing import Any
 __all__ = ["ScriptedOpenAIServer"]
 
 
+class Headers(dict[str, str]):
+    """Request headers, looked up case-insensitively (HTTP header names are; clients differ in case)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
 def _echo(messages: list[dict[str, Any]]) -> str:
     last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
     return f"echo: {last}"
@@ -31,14 +47,17 @@ class ScriptedOpenAIServer:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` with scripted failures."""
 
     def __init__(self, script: Iterable[str] = (), *, default: str = "ok", hang_s: float = 5.0,
-                 reply: Callable[[list[dict[str, Any]]], str] = _echo, model_names: Iterable[str] = ("fake",)) -> None:
+                 reply: Callable[[list[dict[str, Any]]], Any] = _echo, model_names: Iterable[str] = ("fake",),
+                 stream_delay_s: float = 0.0) -> None:
         self.script: deque[str] = deque(script)
         self.default = default
         self.hang_s = hang_s
         self.reply = reply
         self.model_names = list(model_names)
+        self.stream_delay_s = stream_delay_s
+        """Pause before each streamed word (a slow model: the first token comes well before the last)."""
         self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        self.headers: list[Headers] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -47,8 +66,7 @@ class ScriptedOpenAIServer:
     def url(self) -> str:
         """Base URL ending in ``/v1``."""
         assert self._server is not None, "server not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://127.0.0.1:{self._server.server_port}/v1"
 
     def next_mode(self) -> str:
         with self._lock:
@@ -82,7 +100,7 @@ class ScriptedOpenAIServer:
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 with outer._lock:
                     outer.requests.append(payload)
-                    outer.headers.append(dict(self.headers))
+                    outer.headers.append(Headers(self.headers.items()))
                 mode = outer.next_mode()
                 if mode in ("500", "429", "400"):
                     err = {"error": {"message": f"scripted {mode}", "type": "server_error", "code": mode}}
@@ -93,26 +111,36 @@ class ScriptedOpenAIServer:
                 if mode == "garbage":
                     self._send(200, b'{"id": "x", "choices": [ {"message": tru')
                     return
-                text = outer.reply(payload.get("messages", []))
+                reply = outer.reply(payload.get("messages", []))
+                # a reply may be a dict: {"content": ..., "tool_calls": [{"id", "name", "arguments"}]}
+                tool_calls = reply.get("tool_calls") if isinstance(reply, dict) else None
+                text = (reply.get("content") or "") if isinstance(reply, dict) else reply
                 model = payload.get("model", "fake")
                 if payload.get("stream"):
-                    self._stream(text, model, drop=(mode == "drop"))
+                    usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+                    self._stream(text, model, drop=(mode == "drop"), usage=usage)
                     return
                 body = {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
+                    "choices": [{"index": 0, "finish_reason": "tool_calls" if tool_calls else "stop",
+                                 "message": {"role": "assistant", "content": text,
+                                             **({"tool_calls": [
+                                                 {"id": c["id"], "type": "function",
+                                                  "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                                 for c in tool_calls]} if tool_calls else {})}}],
                     "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())},
                 }
                 self._send(200, json.dumps(body).encode())
 
-            def _stream(self, text: str, model: str, drop: bool) -> None:
+            def _stream(self, text: str, model: str, drop: bool, usage: bool = False) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 words = text.split(" ")
                 for i, w in enumerate(words):
+                    if outer.stream_delay_s:
+                        time.sleep(outer.stream_delay_s)
                     if drop and i == len(words) // 2:
                         self.wfile.write(b"data: {\"choices\": [{\"delta\": {\"cont")
                         self.wfile.flush()
@@ -125,6 +153,10 @@ class ScriptedOpenAIServer:
                 end = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                 self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
+                if usage:  # OpenAI's stream_options.include_usage: a last chunk with no choices
+                    last = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+                            "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}}
+                    self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True

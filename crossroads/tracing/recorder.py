@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import math
+import os
 import queue
 import threading
+import time
 import weakref
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import TraceStoreError
+from ..errors import TraceStoreError, TraceStoreLockedError, TraceStoreReadOnlyError
 from .records import CallRecord, DecisionRecord, EventRecord, RunEnd, RunStart, StepRecord, TraceRecord
 from .redact import redact, redact_obj, refresh_env_secrets
 from .schema import CallRow, DecisionRow, EventRow, RunRow, StepRow
+from .spill import SpillFile
 from .store import TraceStore
 
 __all__ = ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder"]
@@ -143,7 +147,7 @@ def to_row(item: TraceRecord) -> tuple[type, dict[str, Any]]:
     raise TypeError(f"not a trace record: {type(item).__name__}")
 
 
-_live: "weakref.WeakSet[SQLRecorder]" = weakref.WeakSet()
+_live: weakref.WeakSet[SQLRecorder] = weakref.WeakSet()
 
 
 @atexit.register
@@ -155,6 +159,26 @@ def _flush_all_at_exit() -> None:
             pass
 
 
+def clean_text(value: str) -> str:
+    """``value`` as valid Unicode: lone surrogates (from undecodable bytes, e.g. ``\\udcff``) become U+FFFD and
+    surrogate pairs are joined, so SQLite's UTF-8 encoder never rejects a row."""
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: clean_text(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+DEFAULT_LOCK_RETRY_S = 300.0
+"""How long the writer keeps retrying a DB locked by another process before spilling the rows to
+``<db>.spill.jsonl`` (env ``CROSSROADS_TRACE_LOCK_RETRY_S``)."""
+
+
 class SQLRecorder:
     """Batched, thread-safe recorder writing to a :class:`TraceStore`.
 
@@ -162,6 +186,11 @@ class SQLRecorder:
 
         recorder = SQLRecorder(TraceStore("crossroads.db"))
         compiled = flow.compile(recorder=recorder)
+
+    No row is dropped silently: a batch the DB refuses is retried (a DB locked past the busy timeout for
+    up to ``lock_retry_s``), a bad row is written alone with its text made valid Unicode, and whatever
+    still cannot be written is appended to ``<db>.spill.jsonl`` (``crossroads trace recover`` imports
+    it). :meth:`flush` raises :class:`TraceStoreError` describing what was spilled; :meth:`close` logs it.
     """
 
     def __init__(
@@ -170,16 +199,26 @@ class SQLRecorder:
         *,
         batch_size: int = DEFAULT_BATCH,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+        lock_retry_s: float | None = None,
     ) -> None:
         self.store = store if isinstance(store, TraceStore) else TraceStore(store)
         refresh_env_secrets()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch_size = batch_size
         self._interval = flush_interval_s
+        self.lock_retry_s = lock_retry_s if lock_retry_s is not None else _env_float(
+            "CROSSROADS_TRACE_LOCK_RETRY_S", DEFAULT_LOCK_RETRY_S)
         self._closed = False
-        self._error: BaseException | None = None
+        self._error: str | None = None
+        self._error_cause: BaseException | None = None
+        self.last_error: str | None = None
+        """The last problem :meth:`close` reported (it does not raise)."""
+        self._lock_exhausted = False
         self.written = 0
+        self.spilled = 0
+        """Rows appended to the spill file instead of the DB."""
         self.dropped = 0
+        """Rows lost: only when the spill file could not be written either."""
         self._thread = threading.Thread(target=self._loop, name="crossroads-trace-writer", daemon=True)
         self._thread.start()
         _live.add(self)
@@ -190,6 +229,8 @@ class SQLRecorder:
         self._queue.put(item)
 
     def flush(self) -> None:
+        """Block until every record accepted so far is in the DB or the spill file; raises
+        :class:`TraceStoreError` if some went to the spill file (or were lost) since the last flush."""
         if not self._thread.is_alive():
             self._raise_if_failed()
             return
@@ -199,17 +240,28 @@ class SQLRecorder:
         self._raise_if_failed()
 
     def close(self) -> None:
+        """Flush and stop the writer. Never raises for write problems: they are logged and kept in
+        :attr:`last_error` (call :meth:`flush` first to get them as an exception)."""
         if self._closed:
             return
-        self.flush()
+        try:
+            self.flush()
+        except TraceStoreError as exc:
+            self.last_error = str(exc)
+            logging.getLogger("crossroads.tracing").warning("%s", exc)
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            err, self._error = self._error, None
-            raise TraceStoreError(f"trace writer failed: {err}") from err
+            msg, cause = self._error, self._error_cause
+            self._error = self._error_cause = None
+            raise TraceStoreError(f"trace writer failed: {msg}") from cause
+
+    def _fail(self, msg: str, cause: BaseException | None) -> None:
+        self._error = msg if self._error is None else f"{self._error}; {msg}"
+        self._error_cause = self._error_cause or cause
 
     def _loop(self) -> None:
         while True:
@@ -234,7 +286,10 @@ class SQLRecorder:
                 else:
                     records.append(it)
             if records:
-                self._write(records)
+                try:
+                    self._write(records)
+                except Exception as exc:  # pragma: no cover - the writer thread must never die
+                    self._fail(f"unexpected error: {exc}", exc)
             for w in waiters:
                 w.set()
             if stop:
@@ -251,28 +306,98 @@ class SQLRecorder:
                     updates.append({"id": r.run_id, "status": r.status, "output": _summary(r.output) or None,
                                     "error": _summary(r.error) or None, "ended_at": r.ended_at})
                 continue
-            table, row = to_row(r)
+            try:
+                table, row = to_row(r)
+            except Exception as conv_error:  # a record that cannot become a row: keep an event saying so
+                table, row = EventRow, {
+                    "run_id": getattr(r, "run_id", None), "step_id": None, "decision_id": None,
+                    "kind": "trace_record_error", "target": None, "created_at": time.time(),
+                    "detail_json": json.dumps({"record": type(r).__name__, "error": redact(str(conv_error))})}
             inserts[table].append(row)
-        try:
-            self.store.write_batch(inserts, updates)
-            self.written += len(records)
+        self._write_rows(inserts, updates)
+
+    def _attempt(self, inserts: Mapping[type, list[dict[str, Any]]], updates: Sequence[Mapping[str, Any]]) -> bool:
+        """Write, retrying while another process holds the DB locked. Returns False when the rows were
+        spilled instead (lock outlasted ``lock_retry_s``, or the DB is read-only); other errors raise."""
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                self.store.write_batch(inserts, updates)
+                self._lock_exhausted = False
+                self.written += sum(len(v) for v in inserts.values()) + len(updates)
+                return True
+            except TraceStoreLockedError as exc:
+                waited = time.monotonic() - started
+                if self._lock_exhausted or waited >= self.lock_retry_s:
+                    self._lock_exhausted = True  # the next batches spill at once until a write succeeds
+                    self._spill(_flat(inserts), list(updates), f"trace DB locked for {waited:.1f} s ({short_error(exc)})", exc)
+                    return False
+                time.sleep(min(delay, max(self.lock_retry_s - waited, 0.0)))
+                delay = min(delay * 2, 2.0)
+            except TraceStoreReadOnlyError as exc:
+                self._spill(_flat(inserts), list(updates), short_error(exc), exc)
+                return False
+
+    def _write_rows(self, inserts: Mapping[type, list[dict[str, Any]]], updates: list[Mapping[str, Any]]) -> None:
+        if not inserts and not updates:
             return
-        except Exception as exc:  # one bad row must not lose the batch: retry one by one
+        try:
+            self._attempt(inserts, updates)
+            return
+        except Exception as exc:  # one bad row must not lose the batch
             first_error: BaseException = exc
-        failed = 0
-        for table, rows in inserts.items():
+        clean = {t: [_clean_row(r) for r in rows] for t, rows in inserts.items()}  # e.g. lone surrogates
+        clean_updates = [_clean_row(u) for u in updates]
+        try:
+            self._attempt(clean, clean_updates)
+            return
+        except Exception:
+            pass
+        failed: list[tuple[str, Mapping[str, Any]]] = []
+        failed_updates: list[Mapping[str, Any]] = []
+        row_error: BaseException = first_error
+        for table, rows in clean.items():
             for row in rows:
                 try:
-                    self.store.write_batch({table: [row]})
-                    self.written += 1
-                except Exception:
-                    failed += 1
-        for upd in updates:
+                    self._attempt({table: [row]}, [])
+                except Exception as exc:
+                    row_error = exc
+                    failed.append((table.__tablename__, row))  # type: ignore[attr-defined]
+        for upd in clean_updates:
             try:
-                self.store.write_batch({}, [upd])
-                self.written += 1
-            except Exception:
-                failed += 1
-        if failed:
-            self.dropped += failed
-            self._error = first_error
+                self._attempt({}, [upd])
+            except Exception as exc:
+                row_error = exc
+                failed_updates.append(upd)
+        if failed or failed_updates:
+            self._spill(failed, failed_updates, short_error(row_error), row_error)
+
+    def _spill(self, rows: list[tuple[str, Mapping[str, Any]]], updates: list[Mapping[str, Any]], reason: str,
+               cause: BaseException | None) -> None:
+        n = len(rows) + len(updates)
+        if not n:
+            return
+        spill = SpillFile(self.store.spill_path)
+        try:
+            spill.append(rows, updates, redact(reason))
+        except OSError as exc:
+            self.dropped += n
+            self._fail(f"{n} trace rows lost: the DB refused them ({reason}) and the spill file {spill.path} "
+                       f"could not be written ({exc})", cause)
+            return
+        self.spilled += n
+        where = self.store.path or self.store.url
+        self._fail(f"{n} trace rows were not written to {where} ({reason}); they were saved to {spill.path}: "
+                   f"import them with 'crossroads trace recover --db {where}'", cause)
+
+
+def short_error(exc: BaseException) -> str:
+    """One line naming the error, without the SQL statement and parameters SQLAlchemy appends."""
+    orig = getattr(exc, "orig", None)
+    base = orig if isinstance(orig, BaseException) else exc
+    return " ".join(f"{type(base).__name__}: {base}".split())
+
+
+def _flat(inserts: Mapping[type, list[dict[str, Any]]]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(t.__tablename__, r) for t, rows in inserts.items() for r in rows]  # type: ignore[attr-defined]

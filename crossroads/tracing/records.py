@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .._ids import new_id
 from ..types import CallUsage, Decision
@@ -81,4 +81,4 @@ class EventRecord:
     created_at: float = field(default_factory=_now)
 
 
-TraceRecord = Union[RunStart, RunEnd, StepRecord, DecisionRecord, CallRecord, EventRecord]
+TraceRecord = RunStart | RunEnd | StepRecord | DecisionRecord | CallRecord | EventRecord

@@ -5,15 +5,16 @@ Tables are prefixed ``cr_`` so they can share a file with LangGraph's checkpoint
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlmodel import Field, SQLModel
 
-__all__ = ["SCHEMA_VERSION", "CallRow", "DecisionRow", "EvalResultRow", "EvalRunRow", "EventRow", "MetaRow", "RunRow",
-           "StepRow"]
+__all__ = ["HEAD_REVISION", "SCHEMA_VERSION", "CallRow", "DecisionRow", "EvalResultRow", "EvalRunRow", "EventRow",
+           "MetaRow", "RunRow", "SpillImportRow", "StepRow"]
 
-SCHEMA_VERSION = 1
-"""Bumped whenever a table changes; a DB of another version is refused, never rewritten."""
+SCHEMA_VERSION = 2
+"""Bumped with every Alembic revision that changes a table (``crossroads/tracing/migrations``). An older DB is
+upgraded in place (backup first); a DB of a newer version is refused, never rewritten."""
+HEAD_REVISION = "0002"
+"""The Alembic revision that creates exactly these models (a test checks it against the migrations)."""
 
 
 class MetaRow(SQLModel, table=True):
@@ -33,10 +34,10 @@ class RunRow(SQLModel, table=True):
     thread_id: str = Field(index=True)
     status: str = Field(index=True)  # running | succeeded | failed | interrupted
     input: str = ""
-    output: Optional[str] = None
-    error: Optional[str] = None
+    output: str | None = None
+    error: str | None = None
     started_at: float = Field(index=True)
-    ended_at: Optional[float] = None
+    ended_at: float | None = None
     metadata_json: str = "{}"
 
 
@@ -56,7 +57,7 @@ class StepRow(SQLModel, table=True):
     ended_at: float = 0.0
     latency_ms: float = 0.0
     cost_usd: float = 0.0
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class DecisionRow(SQLModel, table=True):
@@ -82,17 +83,17 @@ class CallRow(SQLModel, table=True):
     """A model or tool call made by a target or a router."""
 
     __tablename__ = "cr_calls"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(index=True, foreign_key="cr_runs.id")
-    step_id: Optional[str] = Field(default=None, index=True)
+    step_id: str | None = Field(default=None, index=True)
     target: str
     kind: str = "model"
-    model: Optional[str] = None
+    model: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
-    error: Optional[str] = None
+    error: str | None = None
     created_at: float = 0.0
 
 
@@ -100,12 +101,12 @@ class EventRow(SQLModel, table=True):
     """Retry, reroute, escalation, fallback, routing error, resume, learning update, ..."""
 
     __tablename__ = "cr_events"
-    id: Optional[int] = Field(default=None, primary_key=True)
-    run_id: Optional[str] = Field(default=None, index=True)
-    step_id: Optional[str] = None
-    decision_id: Optional[str] = Field(default=None, index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str | None = Field(default=None, index=True)
+    step_id: str | None = None
+    decision_id: str | None = Field(default=None, index=True)
     kind: str = Field(index=True)
-    target: Optional[str] = None
+    target: str | None = None
     detail_json: str = "{}"
     created_at: float = 0.0
 
@@ -123,14 +124,22 @@ class EvalRunRow(SQLModel, table=True):
     code_version: str = ""
     data_hashes_json: str = "{}"
     summary_json: str = "{}"
-    report_path: Optional[str] = None
+    report_path: str | None = None
 
 
 class EvalResultRow(SQLModel, table=True):
     """One router's metrics in an eval run."""
 
     __tablename__ = "cr_eval_results"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     eval_run_id: str = Field(index=True, foreign_key="cr_eval_runs.id")
     router: str
     metrics_json: str = "{}"
+
+
+class SpillImportRow(SQLModel, table=True):
+    """A spilled trace line already imported by ``crossroads trace recover`` (so a second recover adds nothing)."""
+
+    __tablename__ = "cr_spill_imports"
+    spill_id: str = Field(primary_key=True)
+    imported_at: float = 0.0

@@ -6,6 +6,7 @@ Each module imports its heavy dependency (litellm, llama-cpp-python) only when a
 from .catalogue import ModelCatalogue, ModelDescriptor
 from .litellm_model import LiteLLMModel, OpenAIClientModel
 from .llama_cpp_model import LlamaCppModel, softmax_scores
+from .optional import missing_backend_note, optional_backend_available
 from .replay import RecordedOutcomes, RecordedRow, ReplayModel
 from .resilience import AllModelsFailedError, ResilientModel
 
@@ -20,5 +21,7 @@ __all__ = [
     "RecordedRow",
     "ReplayModel",
     "ResilientModel",
+    "missing_backend_note",
+    "optional_backend_available",
     "softmax_scores",
 ]

@@ -21,6 +21,8 @@ from .catalogue import ModelCatalogue
 __all__ = ["LiteLLMModel", "OpenAIClientModel", "to_openai_messages"]
 
 DEFAULT_TIMEOUT_S = 60.0
+GENERATION_PARAMS = frozenset({"temperature", "max_tokens", "stop", "tools"})
+"""Per-call generation parameters these models pass to the provider (``complete(..., temperature=...)``)."""
 
 
 def _litellm() -> Any:
@@ -33,8 +35,18 @@ def _litellm() -> Any:
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """crossroads messages → OpenAI chat messages."""
-    return [{"role": m.role, "content": m.content} for m in messages]
+    """crossroads messages → OpenAI chat messages (tool calls and tool results included)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if getattr(m, "tool_calls", None):
+            d["tool_calls"] = [{"id": c.get("id"), "type": "function",
+                                "function": {"name": c.get("name"), "arguments": c.get("arguments") or "{}"}}
+                               for c in m.tool_calls]
+        if getattr(m, "tool_call_id", None):
+            d["tool_call_id"] = m.tool_call_id
+        out.append(d)
+    return out
 
 
 def _tool_calls(message: Any) -> tuple[dict[str, Any], ...]:
@@ -77,9 +89,13 @@ class LiteLLMModel:
         self.cost = cost if cost is not None else (catalogue or ModelCatalogue()).describe(model).cost
         self.extra = dict(extra or {})
 
-    def _kwargs(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    generation_params = GENERATION_PARAMS
+
+    def _kwargs(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None,
+                params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         kw: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages),
                               "timeout": self.timeout_s, "num_retries": 0, "max_retries": 0, **self.extra}
+        kw.update({k: v for k, v in (params or {}).items() if k in GENERATION_PARAMS and v is not None})
         if self.api_base:
             kw["api_base"] = self.api_base
         if self._api_key:
@@ -102,25 +118,27 @@ class LiteLLMModel:
                              cost_usd=self.cost.estimate(tin, tout), latency_ms=(time.perf_counter() - started) * 1e3,
                              tool_calls=_tool_calls(message))
 
-    def complete(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None) -> ModelResponse:
-        """One chat completion."""
+    def complete(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
+                 **params: Any) -> ModelResponse:
+        """One chat completion (``params``: temperature, max_tokens, stop)."""
         litellm = _litellm()
         started = time.perf_counter()
-        resp = litellm.completion(**self._kwargs(messages, tools))
+        resp = litellm.completion(**self._kwargs(messages, tools, params))
         return self._response(resp, messages, started)
 
-    async def acomplete(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None) -> ModelResponse:
+    async def acomplete(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
+                        **params: Any) -> ModelResponse:
         """Async chat completion."""
         litellm = _litellm()
         started = time.perf_counter()
-        resp = await litellm.acompletion(**self._kwargs(messages, tools))
+        resp = await litellm.acompletion(**self._kwargs(messages, tools, params))
         return self._response(resp, messages, started)
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+    def stream(self, messages: Sequence[Message], **params: Any) -> Iterator[str]:
         """Yield text deltas; a stream that breaks off raises :class:`TargetError`."""
         litellm = _litellm()
         try:
-            stream = litellm.completion(**self._kwargs(messages, None), stream=True)
+            stream = litellm.completion(**self._kwargs(messages, None, params), stream=True)
             for chunk in stream:
                 delta = chunk.choices[0].delta
                 if getattr(delta, "content", None):

@@ -127,7 +127,7 @@ class LlamaCppModel:
                 if delta.get("content"):
                     yield delta["content"]
 
-    def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+    def _prompt_tokens(self, messages: Sequence[Message], prefix: str = "") -> list[int]:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -137,33 +137,53 @@ class LlamaCppModel:
         eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
         bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore")
         fmt = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
-        prompt = fmt(messages=self._messages(messages)).prompt
+        prompt = fmt(messages=self._messages(messages)).prompt + prefix
         return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
-    def score_labels(self, messages: Sequence[Message], labels: Sequence[str]) -> dict[str, float]:
-        """Log-probability of each label as the whole assistant reply (a probability over the set after
-        :func:`softmax_scores`). The prompt is evaluated once; each label continues from its state."""
+    def score_labels(self, messages: Sequence[Message], labels: Sequence[str], *, prefix: str = "",
+                     suffix: str = "") -> dict[str, float]:
+        """Log-probability of each label (followed by ``suffix``) as the assistant's reply after ``prefix``
+        (a probability over the set after :func:`softmax_scores`).
+
+        Batched: the prompt is evaluated once; the labels' tokens form a prefix tree, and each tree node
+        is evaluated once by rewinding the KV cache to its parent (no state copies). Ten labels cost one
+        prompt evaluation plus one token per distinct label-token prefix."""
         import numpy as np
 
         if not labels:
             raise ValueError("score_labels needs at least one label")
         with self._lock:
             llm = self._llm
-            prompt = self._prompt_tokens(messages)
+            prompt = self._prompt_tokens(messages, prefix)
+            seqs = {label: llm.tokenize((label + suffix).encode("utf-8"), add_bos=False, special=False)
+                    for label in labels}
+            trie: dict[tuple[int, ...], set[int]] = {}
+            for toks in seqs.values():
+                for i in range(len(toks)):
+                    trie.setdefault(tuple(toks[:i]), set()).add(toks[i])
+            base = len(prompt)
+            if base + max(len(t) for t in seqs.values()) > llm.n_ctx():
+                raise TargetError(f"label scoring prompt of {base} tokens does not fit the context of {llm.n_ctx()}; "
+                                  "shorten the prompt (fewer cards: a shortlist) or raise n_ctx", target=self.name)
             llm.reset()
             llm.eval(prompt)
-            state = llm.save_state()
-            out: dict[str, float] = {}
-            for label in labels:
-                llm.load_state(state)
-                toks = llm.tokenize(label.encode("utf-8"), add_bos=False, special=False)
-                total = 0.0
-                for tok in toks:
-                    logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float64)
-                    m = logits.max()
-                    total += float(logits[tok] - m - math.log(np.exp(logits - m).sum()))
-                    llm.eval([tok])
-                out[label] = total
+            node_logp: dict[tuple[int, ...], Any] = {}
+
+            def visit(path: tuple[int, ...]) -> None:
+                logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+                m = logits.max()
+                node_logp[path] = logits - m - math.log(np.exp(logits - m).sum())
+                for tok in sorted(trie.get(path, ())):
+                    child = (*path, tok)
+                    if child in trie:  # some label continues past this token: evaluate it once
+                        llm.n_tokens = base + len(path)  # rewind: eval() drops the KV cache beyond n_tokens
+                        llm.eval([tok])
+                        visit(child)
+
+            visit(())
+            out = {label: float(sum(node_logp[tuple(toks[:i])][toks[i]] for i in range(len(toks))))
+                   for label, toks in seqs.items()}
+            self.label_evals = len(node_logp) - 1  # single-token evaluations after the prompt
             llm.reset()
         return out
 

@@ -73,6 +73,11 @@ class ResilientModel:
         self._streak = {m.name: 0 for m in self.models}
 
     @property
+    def generation_params(self) -> frozenset[str]:
+        """Generation parameters every model of the chain honours."""
+        return frozenset.intersection(*(frozenset(getattr(m, "generation_params", ())) for m in self.models))
+
+    @property
     def cost(self) -> Any:
         """The primary model's price (what the target is described with)."""
         return getattr(self.models[0], "cost", None)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the trace schema (revision 0001 = schema v1, frozen)."""
