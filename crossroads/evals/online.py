@@ -58,7 +58,7 @@ def _candidates(train: QueryData) -> tuple[TargetInfo, ...]:
 def _intents(train: QueryData, clusters: int, per_cluster: int, seed: int) -> dict[str, list[str]]:
     """Intent prototypes without task labels: k-means clusters of the training embeddings, each described
     by its ``per_cluster`` prompts nearest to the centroid."""
-    from sklearn.cluster import KMeans  # type: ignore[import-untyped]
+    from sklearn.cluster import KMeans
 
     k = max(1, min(clusters, len(train)))
     km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(train.X)
@@ -130,7 +130,7 @@ def evaluate_online(train: QueryData, stream: QueryData, routers: Sequence[tuple
         elif kind == "knn":
             r = LearnedRouter.train("knn", train.X, train.Y, targets=train.models, params={"k": params.get("k", 10)},
                                     willingness=float(params.get("willingness", 0.2)),
-                                    costs=dict(zip(train.models, train.C.mean(axis=0))), embedder=emb)
+                                    costs=dict(zip(train.models, train.C.mean(axis=0), strict=True)), embedder=emb)
             for i, d in enumerate(r.route_batch([RouteContext(query=p, candidates=cands) for p in stream.prompts])):
                 j = col[d.target]
                 q[i], c[i] = stream.Y[i, j], stream.C[i, j]

@@ -134,7 +134,7 @@ def _tokens(messages: Sequence[Mapping[str, Any]]) -> int:
 
 
 def _is_prefix(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:
-    return len(a) <= len(b) and all(x == y for x, y in zip(a, b))
+    return len(a) <= len(b) and all(x == y for x, y in zip(a, b, strict=False))
 
 
 def step_costs(steps: Sequence[BankRow], tiers: Sequence[str]) -> list[float]:
@@ -192,7 +192,7 @@ def score_bank(rows: Sequence[BankRow], predictions: Mapping[str, int | None]) -
         b = by_bench[steps[0].benchmark]
         b["rows"] += len(steps)
         b["D"] += sum(high)
-        b["N"] += sum(h - m for h, m in zip(high, mine)) if passed[iid] else -sum(mine)
+        b["N"] += sum(h - m for h, m in zip(high, mine, strict=True)) if passed[iid] else -sum(mine)
     savings = sum((b["rows"] / n) * 100.0 * b["N"] / b["D"] for b in by_bench.values() if b["D"] > 0)
     parts = [case_pass, exact, trajectory, savings]
     combined = float("nan") if any(math.isnan(x) for x in parts) else sum(parts) / 4

@@ -270,7 +270,7 @@ def run_suite(
                 raise UnknownNameError("tool-graph controller", kind, ["self_healing", "react", "static"])
             if params.get("model", "local") != "local":
                 raise ConfigError(f"suite {spec.name!r}: controller {label!r}: unknown model {params.get('model')!r}; supported: local")
-        for label, kind, params in routers:
+        for label, kind, _params in routers:
             if kind == "static":
                 controllers[label] = static_workflow
                 continue

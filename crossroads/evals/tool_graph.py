@@ -274,7 +274,7 @@ class _Truth:
     """Reachability and costs on the true graph, for one scenario."""
 
     def __init__(self, s: Scenario) -> None:
-        import networkx as nx  # type: ignore[import-untyped]
+        import networkx as nx
 
         self.nx, self.s = nx, s
         self.g = nx.DiGraph()
@@ -429,7 +429,7 @@ def static_workflow(s: Scenario, world: ToolWorld) -> Report:
     """A static workflow: the happy path fixed at design time (cheapest on the healthy graph), one
     hard-coded fallback per step (the cheapest sibling with an edge onward), and a generic error handler
     that swallows any other failure and goes on; it always reports success."""
-    import networkx as nx  # type: ignore[import-untyped]
+    import networkx as nx
 
     g = s.graph
     dg = nx.DiGraph()
@@ -506,11 +506,11 @@ def judge(s: Scenario, world: ToolWorld, report: Report, controller: str = "", t
 def run_scenarios(scenarios: Sequence[Scenario], controllers: Mapping[str, Controller]) -> dict[str, Any]:
     """Run each controller on every scenario, each in a fresh world; per-controller totals plus rows."""
     truths = [_Truth(s) for s in scenarios]
-    feasible = [math.isfinite(t.best_cost(s.graph.start, 0)) for s, t in zip(scenarios, truths)]
+    feasible = [math.isfinite(t.best_cost(s.graph.start, 0)) for s, t in zip(scenarios, truths, strict=True)]
     out: dict[str, Any] = {"n": len(scenarios), "feasible": sum(feasible), "routers": {}}
     for name, ctl in controllers.items():
         rows = []
-        for s, truth in zip(scenarios, truths):
+        for s, truth in zip(scenarios, truths, strict=True):
             world = ToolWorld(s)
             rows.append(judge(s, world, ctl(s, world), name, truth))
         timings = [t for r in rows for t in r.recompute_ms]

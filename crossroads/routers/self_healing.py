@@ -168,7 +168,7 @@ class ProbeMonitor:
             healthy = list(self._pool.map(self.probe, tools))
         else:
             healthy = [self.probe(t) for t in tools]
-        for t, ok in zip(tools, healthy):
+        for t, ok in zip(tools, healthy, strict=True):
             self._fails[t] = 0 if ok else self._fails.get(t, 0) + 1
         self.rounds += 1
         out = {t: INF for t in tools if self._fails[t] >= self.down_after}
@@ -315,7 +315,7 @@ class SelfHealingRouter(Router):
             return {}
         results = list(self._pool.map(lambda m: m(self.graph), self.monitors)) if self._pool else [m(self.graph) for m in self.monitors]
         total: dict[str, float] = {}
-        for m, r in zip(self.monitors, results):
+        for m, r in zip(self.monitors, results, strict=True):
             for n, p in self._checked(m, r).items():
                 total[n] = total.get(n, 0.0) + p
         return total
