@@ -274,7 +274,8 @@ def run_suite(
             if kind == "static":
                 controllers[label] = static_workflow
                 continue
-            model, note = local_model(f"the LLM of {label!r}" if kind == "react" else f"LLM escalation of {label!r}")
+            model, note = local_model(f"baseline {label!r} of suite {spec.name!r}" if kind == "react"
+                                      else f"the LLM escalation of {label!r} in suite {spec.name!r}")
             if note:
                 print(note, file=sys.stderr)  # the core install runs the suite without its local LLM
             if kind == "self_healing":
