@@ -46,14 +46,14 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextlib.contextmanager
 def serve(src: Path, flow: Path, db: Path, *, extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
-          log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+          log: Path | None = None, pythonpath: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``crossroads serve`` from ``src``; yield (base URL, process); stop it with SIGINT (flushes traces)."""
     port = free_port()
     e = dict(os.environ)
     e.update(env or {})
-    e["PYTHONPATH"] = str(src)
+    e["PYTHONPATH"] = os.pathsep.join([str(src), *pythonpath])
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "crossroads.cli", "serve", str(flow), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "crossroads.cli", "serve", str(flow), "--port", str(port),  # noqa: S603
                              "--db", str(db), *extra], cwd=str(src), env=e, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:

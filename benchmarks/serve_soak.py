@@ -21,6 +21,7 @@ import json
 import random
 import sqlite3
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -107,14 +108,15 @@ async def _soak(base: str, pid: int, clients: int, duration: float) -> tuple[Cou
     t0 = time.perf_counter()
     until = t0 + duration
 
-    async def sample() -> None:
+    def sample() -> None:  # a thread: the clients' busy event loop must not delay the samples
         while time.perf_counter() < until:
             rss.append(f"{time.perf_counter() - t0:.0f}s:{rss_mb(pid):.0f}MB")
-            await asyncio.sleep(5)
+            time.sleep(5)
 
-    sampler = asyncio.create_task(sample())
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     await asyncio.gather(*(_client(base, i, until, stats, lats, failures) for i in range(clients)))
-    await sampler
+    sampler.join()
     rss.append(f"{time.perf_counter() - t0:.0f}s:{rss_mb(pid):.0f}MB")
     return stats, lats, failures, rss
 

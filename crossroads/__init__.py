@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
+    from .agents import (
+        ChatModel,
+        FunctionModel,
+        HealthTracker,
+        ModelResponse,
+        Target,
+        agent,
+        llm_agent,
+        model,
+        tool,
+    )
     from .agents.backends import (
         AllModelsFailedError,
         LiteLLMModel,
@@ -25,16 +36,20 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     )
     from .agents.backends.optional import missing_backend_note, optional_backend_available
     from .agents.embeddings import MiniLMEmbedder
-    from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
+    from .agents.lc import LangChainChatModel
     from .errors import (
+        BudgetExceededError,
         ConfigError,
         CrossroadsError,
         FeedbackError,
         FlowError,
+        InputError,
+        InputTooLargeError,
         RouterOutputError,
         RoutingError,
         StepLimitError,
         TargetError,
+        ThreadFinishedError,
         TraceSchemaVersionError,
         TraceStoreCorruptError,
         TraceStoreError,
@@ -47,12 +62,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
     from .orchestrator.compiled import RunDecision
+    from .orchestrator.config import load_flow
     from .orchestrator.state import FlowState, FlowStateModel
     from .orchestrator.streaming import StreamChunk, StreamUsage
-    from .agents.lc import LangChainChatModel
-    from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
-    from .types import run_cost
-    from .orchestrator.config import load_flow
     from .routers import (
         CheapestRouter,
         FixedRouter,
@@ -66,6 +78,15 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         create_router,
         get_router_class,
         register_router,
+    )
+    from .routers.intent import (
+        CentroidRouter,
+        ClassifierRouter,
+        KNNIntentRouter,
+        NearestRouter,
+        calibrate_oos_threshold,
+        load_intent_router,
+        train_intent_router,
     )
     from .routers.llm_base import LLMRouter
     from .routers.reasoning import ReasoningRouter
@@ -88,6 +109,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         TargetKind,
         TargetRequest,
         TargetResult,
+        run_cost,
     )
 
 _EXPORTS = {
@@ -109,6 +131,8 @@ _EXPORTS = {
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
+    "routers.intent": ["CentroidRouter", "ClassifierRouter", "KNNIntentRouter", "NearestRouter", "calibrate_oos_threshold",
+                       "load_intent_router", "train_intent_router"],
     "routers.llm_base": ["LLMRouter"],
     "routers.reasoning": ["ReasoningRouter"],
     "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
@@ -142,8 +166,10 @@ __all__ = [
     "__version__",
     "AllModelsFailedError",
     "CallUsage",
+    "CentroidRouter",
     "ChatModel",
     "CheapestRouter",
+    "ClassifierRouter",
     "CompiledFlow",
     "ConfigError",
     "CostModel",
@@ -159,6 +185,7 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "KNNIntentRouter",
     "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
@@ -169,6 +196,7 @@ __all__ = [
     "ModelDescriptor",
     "ModelResponse",
     "MostCapableRouter",
+    "NearestRouter",
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
@@ -207,10 +235,12 @@ __all__ = [
     "agent",
     "agent_selection_reward",
     "available_routers",
+    "calibrate_oos_threshold",
     "create_router",
     "get_router_class",
     "llm_agent",
     "load_flow",
+    "load_intent_router",
     "missing_backend_note",
     "model",
     "optional_backend_available",
@@ -218,6 +248,7 @@ __all__ = [
     "router_r1_agent",
     "router_r1_reward",
     "tool",
+    "train_intent_router",
     "BudgetExceededError",
     "InputError",
     "InputTooLargeError",

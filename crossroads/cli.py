@@ -182,6 +182,8 @@ def serve(
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
     max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1,
                                        help="Largest request body accepted; larger ones get HTTP 413."),
+    max_concurrent_runs: int = typer.Option(32, "--max-concurrent-runs", min=1,
+                                            help="Runs in flight at once; further requests wait their turn."),
 ) -> None:
     """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
     Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
@@ -202,7 +204,8 @@ def serve(
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
     f = load_flow(flow)
     recorder = NullRecorder() if no_trace else SQLRecorder(db)
-    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes)
+    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes,
+                            max_concurrent_runs=max_concurrent_runs)
     names = list(application.fastapi.state.catalog)
     err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
     try:
@@ -300,9 +303,14 @@ def trace_export(
 @trace_app.command("upgrade")
 def trace_upgrade(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Upgrade a trace DB written by an older crossroads to this schema, in place (backup first)."""
-    from .tracing import TraceStore
+    from .errors import TraceStoreError
+    from .tracing import TraceStore, resolve_db_url
     from .tracing.schema import SCHEMA_VERSION
 
+    url = resolve_db_url(db)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        raise TraceStoreError(f"no trace DB at {url[len('sqlite:///'):]} to upgrade (nothing was created); pass --db "
+                              "or set CROSSROADS_DB to the trace file")
     store = TraceStore(db)
     rep = store.upgraded
     if as_json:
@@ -508,8 +516,8 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes) or classifier (agent selection)."),
-    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for classifier a CLINC150 JSONL or Banking77 CSV."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes) or classifier, centroid, knn_intent, nearest (agent selection)."),
+    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
     prices: Optional[Path] = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
@@ -531,15 +539,13 @@ def train(
     fmt, rows_path, price_path = (BUILTIN_DATA[data.split(":", 1)[1]] if data.startswith("builtin:") else (None, Path(data), prices))
     emb = default_embedder()
     with err.status(f"training {router}..."):
-        if router == "classifier":
-            from .evals.agent_selection import load_banking77, load_clinc150
-            from .routers.learned import ClassifierRouter, SoftmaxClassifier
+        if router in ("classifier", "centroid", "knn_intent", "nearest"):
+            from .evals.agent_selection import train_agent_router_from_file
 
-            is_csv = rows_path.name.endswith((".csv", ".csv.gz"))
-            tr, _ = load_banking77(rows_path) if is_csv else load_clinc150(rows_path)
-            clf = SoftmaxClassifier(**params).fit(emb.embed(tr.texts), tr.labels)
-            ClassifierRouter(classifier=clf).save(out_path)
-            msg = f"{len(clf.classes)} classes from {len(tr)} utterances"
+            trained, sel = train_agent_router_from_file(router, rows_path, fmt, params, emb)
+            trained.save(out_path)
+            msg = (f"{len(trained.agents)} agents from {len(sel.fit)} utterances; out-of-scope threshold "
+                   f"{trained.threshold} calibrated on {len(sel.validation)} rows")
         elif router in ("knn", "mlp", "mf"):
             import numpy as np
 
@@ -553,7 +559,7 @@ def train(
             LearnedRouter.train(router, X, Y, targets=outcomes.models, costs=costs, params=params).save(out_path)
             msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
         else:
-            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, classifier")
+            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, classifier, centroid, knn_intent, nearest")
     out.print(f"wrote {out_path} ({msg})")
 
 

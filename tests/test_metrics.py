@@ -11,7 +11,6 @@ from crossroads.evals.metrics import (
     apgr,
     bootstrap_ci,
     cost_to_reach,
-    selection_metrics,
     strong_share_for_pgr,
     upper_hull,
 )
@@ -49,18 +48,6 @@ def test_cost_to_reach():
     pts = [CurvePoint(0.2, 0.5), CurvePoint(0.4, 0.66), CurvePoint(0.9, 0.7)]
     assert cost_to_reach(pts, 0.65) == 0.4
     assert math.isnan(cost_to_reach(pts, 0.8))
-
-
-def test_selection_metrics():
-    gold = ["a", "b", "oos", "c"]
-    chosen = [["a"], ["c", "b"], ["oos"], ["oos"]]
-    m = selection_metrics(gold, chosen)
-    assert m["top1_accuracy"] == 0.5 and m["set_accuracy"] == 0.75
-    assert m["mean_set_size"] == 1.25 and m["conflict_rate"] == 0.25
-    assert m["oos_precision"] == 0.5 and m["oos_recall"] == 1.0
-    assert m["in_scope_top1_accuracy"] == pytest.approx(1 / 3)
-    agree = selection_metrics(gold, chosen, outputs=[{}, {"c": "x", "b": "x"}, {}, {}])
-    assert agree["conflict_rate"] == 0.0
 
 
 def test_bootstrap_ci_covers_mean():

@@ -42,6 +42,9 @@ PARAMS = {
                                "edges": [{"source": "S", "target": t, "cost": c} for t, c in (("cheap", 0.1), ("mid", 0.2), ("big", 0.3))]
                                + [{"source": t, "target": "G", "cost": 0.1} for t in ("cheap", "mid", "big")]}},
     "classifier": "classifier.npz",
+    "centroid": "centroid.npz",
+    "knn_intent": "knn_intent.npz",
+    "nearest": "nearest.npz",
     "reasoning": {"model": FunctionModel(lambda m: '{"reasoning": "a refund", "agents": ["mid"]}')},
     "router_r1": {"model": FunctionModel(lambda m: "<answer>ok</answer>" if m[-1].content.startswith("<information>")
                                          else "<think>refund</think><search>mid: refund my order</search>"),
@@ -59,7 +62,8 @@ def trained_files(tmp_path_factory):
     import numpy as np
 
     from crossroads.agents.embeddings import default_embedder
-    from crossroads.routers.learned import ClassifierRouter, LearnedRouter, SoftmaxClassifier
+    from crossroads.routers.intent import INTENT_ROUTERS, ClassifierRouter, SoftmaxClassifier
+    from crossroads.routers.learned import LearnedRouter
 
     d = tmp_path_factory.mktemp("trained")
     texts = [t for ts in UTTERANCES.values() for t in ts]
@@ -69,6 +73,8 @@ def trained_files(tmp_path_factory):
     Y = np.array([[1.0 if n == l else 0.0 for n in names] for l in labels], dtype=np.float32)
     LearnedRouter.train("knn", X, Y, targets=names, params={"k": 1}, costs={"cheap": 0.1, "mid": 1, "big": 10}).save(d / "trained.npz")
     ClassifierRouter(classifier=SoftmaxClassifier(hidden=32, epochs=60, lr=1e-2).fit(X, labels)).save(d / "classifier.npz")
+    for kind, extra in (("centroid", {}), ("knn_intent", {"k": 3}), ("nearest", {})):
+        INTENT_ROUTERS[kind].fit(X, labels, **extra).save(d / f"{kind}.npz")
     return d
 
 

@@ -349,3 +349,73 @@ def test_stream_relays_backend_tokens_before_the_answer_is_complete():
     assert "".join(deltas) == words and len(deltas) == 6
     assert total >= 6 * 0.25 and first < total - 0.75, (first, total)
     assert usage == {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}
+
+
+def test_tool_calls_for_the_callers_tools_come_back_to_the_caller():
+    """``tools`` is honoured end to end: the backend's tool calls are the reply (finish_reason tool_calls),
+    and the caller's next request carries the tool result back to the model."""
+    call = {"id": "call_1", "name": "lookup", "arguments": '{"q": "x"}'}
+    replies = [{"content": "", "tool_calls": [call]}, "the answer is 42"]
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+    with ScriptedOpenAIServer(reply=lambda msgs: replies.pop(0)) as srv:
+        client = TestClient(build_app(_llm_flow(srv)))
+        r = client.post("/v1/chat/completions", json={"model": "gpt", "messages": USER, "tools": tools})
+        choice = r.json()["choices"][0]
+        assert choice["finish_reason"] == "tool_calls"
+        tc = choice["message"]["tool_calls"][0]
+        assert (tc["id"], tc["type"], tc["function"]["name"], json.loads(tc["function"]["arguments"])) == \
+            ("call_1", "function", "lookup", {"q": "x"})
+        follow = [*USER, {"role": "assistant", "content": None, "tool_calls": [tc]},
+                  {"role": "tool", "tool_call_id": "call_1", "content": "42"}]
+        r = client.post("/v1/chat/completions", json={"model": "gpt", "messages": follow, "tools": tools})
+        assert r.json()["choices"][0]["message"]["content"] == "the answer is 42"
+        sent = srv.requests[-1]["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+        assert sent[1]["tool_calls"][0]["id"] == "call_1" and sent[2]["tool_call_id"] == "call_1"
+
+
+def test_shutdown_flushes_the_trace_and_closes_routers(db_path):
+    closed = []
+
+    class Closing(FixedRouter):
+        def close(self):
+            closed.append(self.label)
+
+    f = Flow("closing").add(agent("a", lambda t: "A"))
+    f.route(START, Closing("a", label="c"), candidates=["a"])
+    rec = SQLRecorder(str(db_path), flush_interval_s=60)
+    with TestClient(build_app(f, recorder=rec)) as client:  # the context runs the app's lifespan
+        run_id = client.post("/v1/chat/completions", json={"model": "router:c", "messages": USER}).json()["crossroads"]["run_id"]
+    assert closed and set(closed) == {"c"}
+    assert TraceStore(db_path).get_run(run_id)["status"] == "succeeded"
+
+
+def test_runs_in_flight_are_bounded():
+    httpx = pytest.importorskip("httpx")
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    class Counting(_SlowRouter):
+        def route(self, ctx):
+            with lock:
+                now[0] += 1
+                peak[0] = max(peak[0], now[0])
+            try:
+                return super().route(ctx)
+            finally:
+                with lock:
+                    now[0] -= 1
+
+    f = Flow("bounded").add(agent("a", lambda t: "A"))
+    f.route(START, Counting(0.2), candidates=["a"])
+
+    async def scenario(base: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            rs = await asyncio.gather(*(c.post("/v1/chat/completions", json={"model": "router:slow", "messages": USER})
+                                        for _ in range(6)))
+            return [r.status_code for r in rs]
+
+    with _served(build_app(f, max_concurrent_runs=2)) as base:
+        assert asyncio.run(scenario(base)) == [200] * 6
+    assert peak[0] == 2
+    with pytest.raises(ServeConfigError):
+        build_app(f, max_concurrent_runs=0)

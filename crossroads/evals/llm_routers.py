@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import ConfigError, RouterOutputError
 from ..types import RouteContext, TargetInfo
-from .metrics import percentile, selection_metrics
+from .metrics import percentile
+from .selection_metrics import selection_metrics
 
 __all__ = ["LLM_AGENT_ROUTERS", "LLM_QUERY_ROUTERS", "evaluate_reasoning_router", "evaluate_router_r1"]
 

@@ -2,15 +2,14 @@
 
 Query-level (RouterBench / RouteLLM): quality and cost of picks, cost-quality curves, AIQ, APGR with
 the strong-call shares for 50% and 80% PGR, cost to reach X% of the best single model. Agent
-selection (TCAndon-Router): top-1 and set accuracy, mean set size, conflict rate, out-of-scope
-precision/recall. Step-level (TwinRouterBench static track): case pass, exact match, trajectory
+selection (TCAndon-Router): see selection_metrics.py. Step-level (TwinRouterBench static track): case pass, exact match, trajectory
 pass, cost savings, combined. Plus latency percentiles and bootstrap confidence intervals.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,6 @@ __all__ = [
     "cost_to_reach",
     "decision_latencies_ms",
     "percentile",
-    "selection_metrics",
     "strong_share_for_pgr",
     "upper_envelope",
     "upper_hull",
@@ -168,35 +166,3 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, stat: Callable[[np.ndarra
     idx = rng.integers(0, arr.size, size=(n, arr.size))
     stats = np.array([stat(arr[i]) for i in idx]) if stat is not np.mean else arr[idx].mean(axis=1)
     return (float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2)))
-
-
-def selection_metrics(
-    gold: Sequence[str],
-    chosen: Sequence[Sequence[str]],
-    *,
-    outputs: Sequence[Mapping[str, str]] | None = None,
-    oos_label: str = "oos",
-) -> dict[str, Any]:
-    """Agent-selection metrics (TCAndon-Router): top-1 accuracy (the first chosen agent), set accuracy
-    (gold in the chosen set), mean set size, conflict rate (more than one agent chosen and their
-    ``outputs`` disagree; without outputs, any multi-agent set counts), out-of-scope precision/recall."""
-    n = len(gold)
-    if n == 0 or len(chosen) != n:
-        raise ValueError("gold and chosen must be non-empty and of equal length")
-    top1 = sum(1 for g, c in zip(gold, chosen) if c and c[0] == g) / n
-    set_acc = sum(1 for g, c in zip(gold, chosen) if g in c) / n
-    size = float(np.mean([len(c) for c in chosen]))
-    conflicts = 0
-    for i, c in enumerate(chosen):
-        if len(c) > 1:
-            if outputs is None or len({outputs[i].get(a) for a in c}) > 1:
-                conflicts += 1
-    pred_oos = [bool(c) and c[0] == oos_label for c in chosen]
-    true_oos = [g == oos_label for g in gold]
-    tp = sum(1 for p, t in zip(pred_oos, true_oos) if p and t)
-    oos_p = tp / sum(pred_oos) if sum(pred_oos) else float("nan")
-    oos_r = tp / sum(true_oos) if sum(true_oos) else float("nan")
-    in_scope = [i for i, t in enumerate(true_oos) if not t]
-    in_top1 = sum(1 for i in in_scope if chosen[i] and chosen[i][0] == gold[i]) / len(in_scope) if in_scope else float("nan")
-    return {"top1_accuracy": top1, "set_accuracy": set_acc, "mean_set_size": size, "conflict_rate": conflicts / n,
-            "oos_precision": oos_p, "oos_recall": oos_r, "in_scope_top1_accuracy": in_top1, "n": n}

@@ -76,14 +76,27 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
 def _selection_section(run: dict[str, Any], out: Path) -> list[str]:
     res = run["results"]
     routers = res["routers"]
-    lines = [f"{res.get('agents')} agents; train rows {res.get('n_train')}, test rows {res.get('n_test')}; "
-             f"out-of-scope rows: {'yes' if res.get('has_oos') else 'no'}.", "",
-             "| router | top-1 [95% CI] | in-scope top-1 | set accuracy | mean set size | conflict rate | OOS precision | OOS recall | decision p50 / p99 ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    rows = (f"{res.get('agents')} agents; fit rows {res.get('n_fit', res.get('n_train'))}, validation rows "
+            f"{res.get('n_validation', '—')}, test rows {res.get('n_test')} (out-of-scope: {res.get('n_test_oos', '—')}).")
+    how = ("Every router is the registered router object (its type in brackets), trained on the fit rows, its "
+           "out-of-scope threshold calibrated on the validation rows for the stated precision target; top-1 counts "
+           "out-of-scope rows (right only when the router says out of scope). "
+           + ("Conflict rate: " + str(res["conflict"]) + "." if res.get("conflict") else ""))
+    lines = [rows, "", f"Protocol: {res.get('protocol', 'train -> test')}.", "", how, "",
+             "| router | top-1 [95% CI] | in-scope top-1 | set accuracy | mean set size | multi-agent share | OOS precision | OOS recall | OOS threshold | decision p50 / p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in routers.items():
-        lines.append(f"| {name} | {_f(m['top1_accuracy'], 4)} {_f(m.get('top1_ci95'), 4)} | {_f(m['in_scope_top1_accuracy'], 4)} | "
-                     f"{_f(m['set_accuracy'], 4)} | {_f(m['mean_set_size'], 2)} | {_f(m['conflict_rate'], 3)} | "
-                     f"{_f(m['oos_precision'])} | {_f(m['oos_recall'])} | {_f(m.get('latency_p50_ms'), 1)} / {_f(m.get('latency_p99_ms'), 1)} |")
+        multi = m.get("multi_agent_share", m.get("conflict_rate"))
+        lines.append(f"| {name} ({m.get('router', '')}) | {_f(m['top1_accuracy'], 4)} {_f(m.get('top1_ci95'), 4)} | "
+                     f"{_f(m['in_scope_top1_accuracy'], 4)} | {_f(m['set_accuracy'], 4)} | {_f(m['mean_set_size'], 2)} | "
+                     f"{_f(multi, 3)} | {_f(m['oos_precision'])} | {_f(m['oos_recall'])} | {_f(m.get('oos_threshold'))} | "
+                     f"{_f(m.get('latency_p50_ms'), 1)} / {_f(m.get('latency_p99_ms'), 1)} |")
+    cal = next((m["calibration"] for m in routers.values() if m.get("calibration")), None)
+    if cal:
+        note = (f"Out-of-scope calibration: precision target {cal.get('oos_precision_target')} at an out-of-scope "
+                f"share of {cal.get('oos_prior') or 'the validation rows’ own'}, on {cal.get('rows')} validation rows "
+                f"({cal.get('oos_rows')} out of scope).")
+        lines += ["", note]
     best = max(routers, key=lambda k: routers[k]["top1_accuracy"])
     conf = routers[best].get("top_confusions") or []
     if conf:

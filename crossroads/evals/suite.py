@@ -314,37 +314,35 @@ def run_suite(
                       "errored": sum(1 for v in preds.values() if v is None)})
             results["routers"][label] = m
     else:
-        from .agent_selection import AGENT_ROUTERS, IntentData, evaluate_agent_routers, load_banking77, load_clinc150
+        from .agent_selection import agent_router_kind, evaluate_agent_routers, limit_selection_data, prepare_selection_data
         from .llm_routers import LLM_AGENT_ROUTERS, evaluate_reasoning_router
 
-        for _, kind, _ in routers:
-            if kind not in AGENT_ROUTERS and kind not in LLM_AGENT_ROUTERS:
-                raise UnknownNameError("agent-selection router", kind, {**AGENT_ROUTERS, **LLM_AGENT_ROUTERS})
-        if fmt == "clinc150":
-            train, test = load_clinc150(rows_path)
-        elif fmt == "banking77":
-            train, test = load_banking77(rows_path, test_fraction=spec.data.test_fraction, seed=spec.data.seed)
-        else:
+        for _, kind, _ in routers:  # fail before any work on an unknown router
+            if kind not in LLM_AGENT_ROUTERS:
+                agent_router_kind(kind, also=LLM_AGENT_ROUTERS)
+        if fmt not in ("clinc150", "banking77"):
             raise ConfigError(f"suite {spec.name!r}: agent_selection needs clinc150 or banking77 data, not {fmt}")
+
+        def user_file(name: str) -> Path | None:
+            v = getattr(spec.data, name, None)
+            if not v:
+                return None
+            f = Path(v) if Path(v).is_absolute() else base / v
+            if not f.exists():
+                raise ConfigError(f"suite {spec.name!r}: data.{name} file {f} does not exist")
+            return f
+
+        sel = prepare_selection_data(fmt, rows_path, train_file=user_file("train"), test_file=user_file("test"),
+                                     test_fraction=spec.data.test_fraction, seed=spec.data.seed)
         if spec.data.limit is not None:
-            rng = np.random.default_rng(spec.data.seed)
-            n_te = max(5, int(spec.data.limit * len(test) / (len(train) + len(test))))
-
-            def sub(d: IntentData, n: int) -> IntentData:
-                keep = np.sort(rng.choice(len(d), size=min(n, len(d)), replace=False))
-                return IntentData([d.texts[i] for i in keep], [d.labels[i] for i in keep], d.source)
-
-            train, test = sub(train, spec.data.limit - n_te), sub(test, n_te)
-            known = set(train.labels)
-            test = IntentData([t for t, l in zip(test.texts, test.labels) if l in known],
-                              [l for l in test.labels if l in known], test.source)
+            sel = limit_selection_data(sel, spec.data.limit, seed=spec.data.seed)
         results = {"routers": {}}
         for r in routers:
             progress(r[0])
             if r[1] in LLM_AGENT_ROUTERS:  # through the router protocol, on a sample
-                results["routers"][r[0]] = evaluate_reasoning_router(train, test, r[2], embedder, seed=spec.data.seed)
+                results["routers"][r[0]] = evaluate_reasoning_router(sel.fit, sel.test, r[2], embedder, seed=spec.data.seed)
                 continue
-            one = evaluate_agent_routers(train, test, [r], embedder, bootstrap=spec.settings.bootstrap,
+            one = evaluate_agent_routers(sel, [r], embedder, bootstrap=spec.settings.bootstrap,
                                          latency_samples=spec.settings.latency_samples, seed=spec.data.seed)
             results["routers"].update(one.pop("routers"))
             results.update(one)

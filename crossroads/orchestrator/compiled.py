@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -256,9 +257,13 @@ class CompiledFlow:
                    "steps": RESET, "cost_usd": RESET, "decisions": RESET_BRANCHES,
                    "branches": RESET_BRANCHES, "messages": [HumanMessage(content=text)]}
         if messages:  # the whole conversation to run on (e.g. a served chat request), the input its last user text
-            from ..agents.lc import to_lc_message
+            from ..agents.lc import from_lc_message, to_lc_message
 
-            payload["messages"] = [to_lc_message(m) for m in messages]
+            convo = [from_lc_message(m) for m in messages]
+            # the same checks as the input: the whole conversation within the size limit, valid Unicode
+            validate_input("".join(m.content for m in convo), max_chars=self.max_input_chars)
+            convo = [dataclasses.replace(m, content=validate_input(m.content, max_chars=None)[0]) for m in convo]
+            payload["messages"] = [to_lc_message(m) for m in convo]
         return run_id, payload, self._config(thread, config)
 
     def _resume_check(self, thread_id: str, snapshot: Any) -> str:

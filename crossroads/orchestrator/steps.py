@@ -160,7 +160,9 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
 
     def update_of(state: Mapping[str, Any], result: TargetResult) -> dict[str, Any]:
         messages = [to_lc_message(m) for m in result.messages]
-        messages.append(AIMessage(content=result.output, name=name))
+        asked = tuple(result.metadata.get("tool_calls") or ())  # a model's tool calls for the caller's tools
+        messages.append(to_lc_message(Message(role="assistant", content=result.output, name=name, tool_calls=asked))
+                        if asked else AIMessage(content=result.output, name=name))
         update: dict[str, Any] = {**result.update, "messages": messages, "output": result.output, "steps": 1,
                                   "cost_usd": result.cost_usd}
         branch = state.get(BRANCH_KEY)

@@ -15,13 +15,15 @@ bare liveness probe ``/livez`` requires it.
 
 # no `from __future__ import annotations`: FastAPI resolves the handlers' annotations at definition time
 
+import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -43,11 +45,14 @@ from .catalog import FLOW_PREFIX, ROUTER_PREFIX, ServedModel, build_catalog
 from .runtime import REQUEST_KEY, RunIds, ServedRun, StreamPiece, stream_request
 from .schemas import ChatCompletionRequest, ChatMessage, describe_validation_error
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "FLOW_PREFIX", "LIVENESS_PATH", "ROUTER_PREFIX", "ServeConfigError",
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENT_RUNS", "FLOW_PREFIX", "LIVENESS_PATH", "ROUTER_PREFIX", "ServeConfigError",
            "build_app", "check_bind", "is_loopback"]
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 """Largest request body accepted (bytes); larger bodies get a 413. ``crossroads serve --max-body-bytes``."""
+DEFAULT_MAX_CONCURRENT_RUNS = 32
+"""Runs in flight at once; further requests wait their turn (``crossroads serve --max-concurrent-runs``).
+Bounding them keeps the event loop free for ``/health`` and short requests under a burst."""
 LIVENESS_PATH = "/livez"
 """The one endpoint open without the API key: answers ``{"status": "ok"}`` and nothing else."""
 
@@ -202,7 +207,8 @@ async def _send_error(send: Any, rid: str, err: _HTTPError) -> None:
 
 
 def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | None = None,
-              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Any:
+              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+              max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS) -> Any:
     """The ASGI application serving ``flow``'s targets, routers and the whole flow as OpenAI models."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -211,10 +217,19 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
 
     if max_body_bytes < 1:
         raise ServeConfigError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+    if max_concurrent_runs < 1:
+        raise ServeConfigError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
+    slots = asyncio.Semaphore(max_concurrent_runs)
     rec = RunIds(recorder or NullRecorder())
     catalog: dict[str, ServedModel] = build_catalog(flow, rec)
     targets = dict(flow.nodes)
-    app = FastAPI(title=f"crossroads: {flow.name}", version="1")
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        for served in catalog.values():  # on shutdown: flush the trace, stop router threads
+            served.compiled.close()
+
+    app = FastAPI(title=f"crossroads: {flow.name}", version="1", lifespan=lifespan)
     app.state.catalog = catalog
     app.state.recorder = rec
 
@@ -298,7 +313,17 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
         created = int(time.time())
         cid = f"chatcmpl-{rid[4:]}"
         rec.watch(rid)
-        pieces = stream_request(served.compiled, text, messages, metadata, routed=served.routed, inner=served.inner)
+
+        async def admitted() -> AsyncGenerator[StreamPiece, None]:
+            async with slots:
+                inner = stream_request(served.compiled, text, messages, metadata, routed=served.routed, inner=served.inner)
+                try:
+                    async for p in inner:
+                        yield p
+                finally:
+                    await inner.aclose()
+
+        pieces = admitted()
 
         def extra(run: ServedRun) -> dict[str, Any]:
             return {"run_id": run.run_id, "served_by": run.served_by, "cost_usd": run.cost_usd,
