@@ -34,19 +34,25 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         ReplayModel,
         ResilientModel,
     )
+    from .agents.backends.failures import classify_error, is_transport_error
     from .agents.backends.optional import missing_backend_note, optional_backend_available
+    from .agents.backends.resilience import StreamBrokenError
+    from .agents.models import ChatModelBase, ModelChunk
     from .agents.embeddings import MiniLMEmbedder
     from .agents.lc import LangChainChatModel
     from .errors import (
         BudgetExceededError,
         ConfigError,
         CrossroadsError,
+        DeadlineExceededError,
         FeedbackError,
         FlowError,
         InputError,
         InputTooLargeError,
+        MalformedResponseError,
         RouterOutputError,
         RoutingError,
+        SkillError,
         StepLimitError,
         TargetError,
         ThreadFinishedError,
@@ -92,6 +98,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.reasoning import ReasoningRouter
     from .routers.rewards import agent_selection_reward, router_r1_reward
     from .routers.router_r1 import RouterR1Router, router_r1_agent
+    from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .types import (
         END,
@@ -116,13 +123,17 @@ _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
     "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
                         "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.backends.failures": ["classify_error", "is_transport_error"],
     "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
+    "agents.backends.resilience": ["StreamBrokenError"],
+    "agents.models": ["ChatModelBase", "ModelChunk"],
     "agents.embeddings": ["MiniLMEmbedder"],
-    "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
+    "errors": ["ConfigError", "CrossroadsError", "DeadlineExceededError", "FeedbackError", "FlowError",
+               "MalformedResponseError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
                "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
-               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError", "SkillError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.compiled": ["RunDecision"],
     "orchestrator.state": ["FlowState", "FlowStateModel"],
@@ -137,6 +148,7 @@ _EXPORTS = {
     "routers.reasoning": ["ReasoningRouter"],
     "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
+    "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
@@ -168,12 +180,14 @@ __all__ = [
     "CallUsage",
     "CentroidRouter",
     "ChatModel",
+    "ChatModelBase",
     "CheapestRouter",
     "ClassifierRouter",
     "CompiledFlow",
     "ConfigError",
     "CostModel",
     "CrossroadsError",
+    "DeadlineExceededError",
     "Decision",
     "Feedback",
     "FeedbackError",
@@ -189,6 +203,8 @@ __all__ = [
     "LLMRouter",
     "LiteLLMModel",
     "LlamaCppModel",
+    "MalformedResponseError",
+    "ModelChunk",
     "MemoryRecorder",
     "Message",
     "MiniLMEmbedder",
@@ -214,8 +230,13 @@ __all__ = [
     "RunEvent",
     "RunResult",
     "SQLRecorder",
+    "Skill",
+    "SkillError",
+    "SkillRegistry",
+    "SkillRouter",
     "SemanticRouter",
     "StepLimitError",
+    "StreamBrokenError",
     "Target",
     "TargetError",
     "TargetInfo",
@@ -236,8 +257,10 @@ __all__ = [
     "agent_selection_reward",
     "available_routers",
     "calibrate_oos_threshold",
+    "classify_error",
     "create_router",
     "get_router_class",
+    "is_transport_error",
     "llm_agent",
     "load_flow",
     "load_intent_router",
@@ -260,4 +283,7 @@ __all__ = [
     "StreamUsage",
     "LangChainChatModel",
     "run_cost",
+    "load_skills",
+    "skill_agent",
+    "skill_from_callable",
 ]

@@ -411,6 +411,13 @@ def _print_eval_table(run: dict[str, Any]) -> None:
         for name, m in routers.items():
             table.add_row(name, f"{m['correct']}/{m['n']}", str(m["llm_calls"]), str(m["reroutes"]), str(m["silent_failures"]),
                           str(m["escalations"]))
+    elif run["kind"] == "skill_routing":
+        table = Table("router", "recall@1", "recall@5", "recall@10", "MRR", "nDCG@10", "abstain P", "abstain R",
+                      "p50 ms", "p99 ms", title=run["suite"])
+        for name, m in routers.items():
+            table.add_row(name, *(_num(m.get(k)) for k in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10",
+                                                            "abstain_precision", "abstain_recall")),
+                          _num(m.get("latency_p50_ms"), 1), _num(m.get("latency_p99_ms"), 1))
     elif run["kind"] == "step_routing":
         table = Table("router", "case %", "exact %", "trajectory %", "savings %", "combined %", title=run["suite"])
         for name, m in routers.items():
@@ -496,7 +503,8 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
     keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"],
             "step_routing": ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"],
             "tool_graph": ["correct", "llm_calls", "reroutes", "silent_failures"],
-            "online_routing": ["quality", "cost", "last_window_quality"]}.get(
+            "online_routing": ["quality", "cost", "last_window_quality"],
+            "skill_routing": ["recall@1", "recall@10", "mrr", "ndcg@10", "latency_p50_ms"]}.get(
         a["kind"], ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
     rows = []
     for router in sorted(set(a["results"]) | set(b["results"])):

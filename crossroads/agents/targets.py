@@ -151,18 +151,9 @@ class Target:
 def is_transport_error(exc: BaseException) -> bool:
     """True when ``exc`` is a transport or provider failure (connection, timeout, 429/5xx, every
     model of a fallback chain failed): the failures that count against a target's availability."""
-    try:  # the model layer's classification, when present
-        from .backends import is_transport_error as classify  # type: ignore[attr-defined]
-    except ImportError:
-        classify = None
-    if classify is not None:
-        return bool(classify(exc))
-    from .backends.litellm_model import is_retryable
-    from .backends.resilience import AllModelsFailedError
+    from .backends.failures import is_transport_error as classify  # the model layer's one classification
 
-    if isinstance(exc, (AllModelsFailedError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
-        return True
-    return is_retryable(exc) and not isinstance(exc, (ValueError, TypeError, KeyError))
+    return classify(exc)
 
 
 def _run_coro_blocking(coro: Awaitable[Any]) -> Any:
@@ -456,6 +447,11 @@ class _ChatLoop:
         return CallUsage(target=self.name, kind=self.kind, model=resp.model, input_tokens=resp.input_tokens,
                          output_tokens=resp.output_tokens, cost_usd=resp.cost_usd, latency_ms=resp.latency_ms)
 
+    def _calls(self, resp: ModelResponse) -> list[CallUsage]:
+        """The attempts that failed before this reply (retries, fallbacks: ``error`` filled), then the call."""
+        failed = [dataclasses.replace(c, target=self.name, kind=self.kind) for c in resp.failed_attempts]
+        return [*failed, self._call(resp)]
+
     def _kwargs(self, request: TargetRequest) -> dict[str, Any]:
         kw = self._generation(request)
         if self.schemas:
@@ -526,7 +522,7 @@ class _ChatLoop:
                 resp = self._streamed(msgs, text, final, started)
             else:
                 resp = self.chat.complete(msgs, **self._kwargs(request))
-            calls.append(self._call(resp))
+            calls.extend(self._calls(resp))
             events.extend(resp.events)
             if not (self.tools and resp.tool_calls):
                 return self._result(resp, calls, events, exchanged)
@@ -566,7 +562,7 @@ class _ChatLoop:
                 resp = await self.chat.acomplete(msgs, **self._kwargs(request))
             else:
                 resp = await asyncio.to_thread(self.chat.complete, msgs, **self._kwargs(request))
-            calls.append(self._call(resp))
+            calls.extend(self._calls(resp))
             events.extend(resp.events)
             if not (self.tools and resp.tool_calls):
                 return self._result(resp, calls, events, exchanged)

@@ -209,6 +209,22 @@ def _online_section(run: dict[str, Any], out: Path) -> list[str]:
     return lines + ["", "![learning curves](learning_curves.png)"]
 
 
+def _skill_section(run: dict[str, Any]) -> list[str]:
+    res = run["results"]
+    lines = [f"{res.get('n_skills')} skills; {res.get('n_train')} training queries (rerank and abstain threshold "
+             f"fitted there), {res.get('n_test')} test queries. Recall@k, MRR and nDCG@10 over test queries that "
+             "have a gold skill (exact name match); abstaining over all test queries; latency per decision with "
+             "the embedding cache off.", "",
+             "| router | recall@1 | recall@5 | recall@10 | MRR | nDCG@10 | abstain P | abstain R | decision acc | "
+             "p50 ms | p99 ms | index build s |", "|---" * 12 + "|"]
+    for name, m in res["routers"].items():
+        lines.append("| " + " | ".join([name] + [_f(m.get(k)) for k in (
+            "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "abstain_precision", "abstain_recall",
+            "decision_accuracy")] + [_f(m.get("latency_p50_ms"), 1), _f(m.get("latency_p99_ms"), 1),
+                                     _f(m.get("index_build_s"), 1)]) + " |")
+    return lines + [""]
+
+
 def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``report.md`` (and its PNGs) for a stored eval run; returns the Markdown path."""
     out = Path(out_dir)
@@ -224,6 +240,8 @@ def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
         lines += _tool_graph_section(run, out)
     elif run["kind"] == "online_routing":
         lines += _online_section(run, out)
+    elif run["kind"] == "skill_routing":
+        lines += _skill_section(run)
     else:
         lines += _selection_section(run, out)
     path = out / "report.md"

@@ -44,6 +44,7 @@ BUILTIN_DATA: dict[str, tuple[str, Path, Path | None]] = {
     "banking77": ("banking77", DATA_DIR / "intent" / "banking77_train.csv.gz", None),
     "twinrouterbench-fixtures": ("fixtures", DATA_DIR / "twinrouterbench", None),
     "self-healing-19": ("scenarios", DATA_DIR / "tools" / "self_healing_router_scenarios_19.json", None),
+    "bfcl-skills": ("skills", DATA_DIR / "skills" / "bfcl_queries.jsonl.gz", DATA_DIR / "skills" / "bfcl_skills.jsonl.gz"),
 }
 """``builtin:NAME`` datasets shipped with crossroads: (format, rows, prices)."""
 
@@ -56,9 +57,11 @@ class DataSpec(_Strict):
     """Where the rows come from and how they are split."""
 
     dataset: str = Field(description="builtin:NAME or a path (relative to the suite file)")
-    format: Literal["outcomes", "clinc150", "banking77", "bank", "fixtures", "scenarios"] | None = Field(
+    format: Literal["outcomes", "clinc150", "banking77", "bank", "fixtures", "scenarios", "skills"] | None = Field(
         None, description="inferred for builtins; bank = a TwinRouterBench question bank JSONL, fixtures = a folder of fixture tasks")
     prices: str | None = Field(None, description="outcomes: JSON prices for files without per-row prices")
+    skills: str | None = Field(None, description="skill_routing: the skill pool (Agent Skills folder, MCP tools/list "
+                               "JSON or OpenAI/BFCL functions), relative to the suite file; builtin: the BFCL pool")
     test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
     limit: int | None = Field(None, ge=10, description="use at most this many rows (small CI versions)")
@@ -89,7 +92,7 @@ class SuiteSpec(_Strict):
     """A whole suite file."""
 
     name: str
-    kind: Literal["query_routing", "agent_selection", "step_routing", "tool_graph", "online_routing"]
+    kind: Literal["query_routing", "agent_selection", "step_routing", "tool_graph", "online_routing", "skill_routing"]
     description: str = ""
     data: DataSpec
     routers: list[RouterEntry] = Field(min_length=1)
@@ -181,7 +184,7 @@ def run_suite(
     hashes = {f.name: file_sha256(f) for f in files}
     if prices_path is not None:
         hashes[prices_path.name] = file_sha256(prices_path)
-    if embedder is None and spec.kind in ("query_routing", "agent_selection", "online_routing"):
+    if embedder is None and spec.kind in ("query_routing", "agent_selection", "online_routing", "skill_routing"):
         from ..agents.embeddings import default_embedder
 
         embedder = default_embedder()
@@ -295,6 +298,18 @@ def run_suite(
             gen = run_scenarios(generate_scenarios(n, seed=spec.data.seed), controllers)
             results["generated"] = {"n": gen["n"], "feasible": gen["feasible"],
                                     "routers": {k: {x: y for x, y in m.items() if x != "scenarios"} for k, m in gen["routers"].items()}}
+    elif spec.kind == "skill_routing":
+        from .skill_routing import run_skill_suite
+
+        if fmt != "skills":
+            raise ConfigError(f"suite {spec.name!r}: skill_routing needs skill queries (format: skills), not {fmt}")
+        # data.dataset: the queries (JSONL with a train/test "split" field); data.skills: the pool
+        pool = prices_path
+        if spec.data.skills:
+            pool = Path(spec.data.skills) if Path(spec.data.skills).is_absolute() else base / spec.data.skills
+        results = run_skill_suite(pool, rows_path, routers, embedder,
+                                  latency_samples=spec.settings.latency_samples, limit=spec.data.limit,
+                                  seed=spec.data.seed, progress=progress)
     elif spec.kind == "step_routing":
         from .metrics import percentile
         from .step_routing import fixtures_to_bank, load_bank, predict_tiers, score_bank
@@ -370,6 +385,8 @@ def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
     if kind == "tool_graph":
         return {k: {"correct": f"{v['correct']}/{v['n']}", "llm_calls": v["llm_calls"], "silent_failures": v["silent_failures"]}
                 for k, v in routers.items()}
+    if kind == "skill_routing":
+        return {k: {m: v.get(m) for m in ("recall@1", "recall@10", "mrr", "latency_p50_ms")} for k, v in routers.items()}
     if kind == "step_routing":
         real = {k: v for k, v in routers.items() if k != "gold"}
         best = max(real, key=lambda k: np.nan_to_num(real[k]["combined"], nan=-1e9))
