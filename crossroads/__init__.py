@@ -100,6 +100,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .routers.bandit import LinUCBRouter
+    from .routers.cascade import CascadeRouter
+    from .routers.learned import LearnedRouter
     from .types import (
         END,
         START,
@@ -150,6 +153,9 @@ _EXPORTS = {
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
+    "routers.learned": ["LearnedRouter"],
+    "routers.cascade": ["CascadeRouter"],
+    "routers.bandit": ["LinUCBRouter"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
               "run_cost"],
@@ -178,6 +184,7 @@ __all__ = [
     "__version__",
     "AllModelsFailedError",
     "CallUsage",
+    "CascadeRouter",
     "CentroidRouter",
     "ChatModel",
     "ChatModelBase",
@@ -201,6 +208,8 @@ __all__ = [
     "HumanRouter",
     "KNNIntentRouter",
     "LLMRouter",
+    "LearnedRouter",
+    "LinUCBRouter",
     "LiteLLMModel",
     "LlamaCppModel",
     "MalformedResponseError",

@@ -361,11 +361,17 @@ def eval_run(
     suite: str = typer.Argument(..., help="A suite YAML file, or the name of a shipped suite (see 'crossroads eval suites')."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder [default: ./crossroads-evals/SUITE-RUNID]."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="Your own training rows (replaces the suite's data; same format)."),
+    test_file: Optional[Path] = typer.Option(None, "--test", help="Your own test rows: scored as is, no re-split."),
+    prices_file: Optional[Path] = typer.Option(None, "--prices", help="JSON prices {model: {input, output}} per 1M tokens, for outcome files without per-row prices."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
     slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
 ) -> None:
-    """Run SUITE, store the results with config, code version and data hashes, and write a report."""
+    """Run SUITE, store the results with config, code version and data hashes, and write a report.
+
+    With --test FILE the suite is scored on exactly that file (trained on --train FILE, or on the
+    suite's own dataset); without it, on the suite's seeded split."""
     from rich.progress import Progress
 
     from .evals.report import write_report
@@ -377,7 +383,8 @@ def eval_run(
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
-                           include_slow=slow or None)
+                           include_slow=slow or None, train_file=train_file, test_file=test_file,
+                           prices_file=prices_file)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}
@@ -500,7 +507,7 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
     store = EvalStore(TraceStore(db))
     a, b = store.get(run_a), store.get(run_b)
-    keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"],
+    keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "apgr", "cost_to_95pct_best_single", "latency_p50_ms"],
             "step_routing": ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"],
             "tool_graph": ["correct", "llm_calls", "reroutes", "silent_failures"],
             "online_routing": ["quality", "cost", "last_window_quality"],
@@ -524,7 +531,7 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes) or classifier, centroid, knn_intent, nearest (agent selection)."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), or classifier, centroid, knn_intent, nearest (agent selection)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
     prices: Optional[Path] = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
@@ -554,20 +561,24 @@ def train(
             trained.save(out_path)
             msg = (f"{len(trained.agents)} agents from {len(sel.fit)} utterances; out-of-scope threshold "
                    f"{trained.threshold} calibrated on {len(sel.validation)} rows")
-        elif router in ("knn", "mlp", "mf"):
-            import numpy as np
-
+        elif router in ("knn", "mlp", "mf", "cascade"):
             from .agents.backends.replay import RecordedOutcomes
-            from .routers.learned import LearnedRouter
+            from .evals.query_routing import prepare_query_data, train_learned
+            from .routers.cascade import CascadeRouter
 
             outcomes = RecordedOutcomes.load(rows_path, prices=price_path)
-            X = emb.embed([r.prompt for r in outcomes.rows])
-            Y = np.array([[r.scores[m] for m in outcomes.models] for r in outcomes.rows], dtype=np.float32)
-            costs = {m: outcomes.prices[m].input_per_mtok for m in outcomes.models}
-            LearnedRouter.train(router, X, Y, targets=outcomes.models, costs=costs, params=params).save(out_path)
+            qdata = prepare_query_data(outcomes, emb)  # costs: mean per-call cost, as the evals use
+            if router == "cascade":
+                threshold = float(params.pop("threshold", 0.5))
+                base = train_learned(str(params.pop("predictor", "knn")), qdata, params)
+                CascadeRouter(predictor=base.predictor, targets=base.targets, costs=base.costs,
+                              threshold=threshold).save(out_path)
+            else:
+                train_learned(router, qdata, params).save(out_path)
             msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
         else:
-            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, classifier, centroid, knn_intent, nearest")
+            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, cascade, classifier, centroid, "
+                              "knn_intent, nearest")
     out.print(f"wrote {out_path} ({msg})")
 
 

@@ -350,3 +350,24 @@ def test_a_new_penalty_state_is_searched_without_a_rebuild_then_indexed():
     assert r.index_builds == 2  # the state recurred: its own index is built
     assert first == second == (["Start", "B", "C", "Goal"], pytest.approx(0.7))
     assert r.shortest_path("Start", blocked=["B"], penalties=pen) == (["Start", "A", "C", "Goal"], pytest.approx(1.3))
+
+
+def test_a_users_scenario_file_is_the_test_set(tmp_path):
+    from crossroads.evals.suite import run_suite
+
+    p = tmp_path / "mine.json"
+    p.write_text(json.dumps({"graphs": {"g": G}, "scenarios": [
+        {"id": "late-A", "graph": "g", "failed_tools": [], "fail_at": {"C": 1}},  # C down before it is reached
+        {"id": "B-down", "graph": "g", "failed_tools": ["B"]}]}))
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: mine\nkind: tool_graph\ndata: {dataset: 'builtin:self-healing-19', generated: 50}\n"
+                     "routers:\n  - {name: self_healing, type: self_healing, params: {escalation: none}}\n"
+                     "settings: {bootstrap: 0, latency_samples: 0}\n")
+    res = run_suite(suite, test_file=p).results
+    assert res["n"] == 2 and "generated" not in res  # exactly the user's scenarios, nothing generated
+    sh = res["routers"]["self_healing"]
+    # late-A: Start->A at tick 0, C is down from tick 1: no way on -> a correct escalation; B-down: A, C, Goal
+    assert [(r["id"], r["reached"], r["escalated"], r["correct"]) for r in sh["scenarios"]] == [
+        ("late-A", False, True, True), ("B-down", True, False, True)]
+    with pytest.raises(ConfigError, match="not trained; give only --test"):
+        run_suite(suite, train_file=p, test_file=p)

@@ -30,11 +30,20 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
     res = run["results"]
     routers = res["routers"]
     two = any("apgr" in m for m in routers.values())
-    lines = [f"Best single model (chosen on train): **{res['best_single_model']}**, test quality "
-             f"{_f(res['best_single_quality'])}; costs are relative to its cost on the test rows "
-             f"(${_f(res['reference_cost_usd'], 4)}). Train rows: {res['n_train']}, test rows: {res['n_test']}.", ""]
-    head = "| router | best quality [95% CI] | at cost | quality at ≤ 0.5 cost | AIQ | AIQ on [0,1] | cost to 95% | cost to 100% |"
-    sep = "|---|---|---|---|---|---|---|---|"
+    lines = [f"Split: {res.get('split', 'seeded split')}. Best single model (chosen on train): "
+             f"**{res['best_single_model']}**, test quality {_f(res['best_single_quality'])}; costs are relative to "
+             f"its cost on the test rows (${_f(res['reference_cost_usd'], 4)}). Train rows: {res['n_train']}, "
+             f"test rows: {res['n_test']}.", "",
+             f"Protocol: {res.get('protocol', '—')}. Headline points (best quality; best quality at ≤ 0.5 cost) "
+             "are chosen on the validation slice and reported on test once, with bootstrap 95% CIs; the curve "
+             "(AIQ, APGR, cost to reach) uses every setting on test.", "",
+             f"Cost basis: {res.get('cost_basis', 'input-only')}.", "",
+             f"AIQ (RouterBench `calc_AIQ`): every router's hull extended flat to the run's largest hull cost "
+             f"{_f(res.get('aiq_max_cost'), 3)}; comparable within this run only. Cost to reach: lowest cost on the "
+             "router's achievable curve (measured points, or the hull between them: column 'via').", ""]
+    head = ("| router | registered as | best quality [95% CI] | at cost | quality at ≤ 0.5 cost [95% CI] | at cost | AIQ | "
+            "cost to 95% (via) | cost to 100% |")
+    sep = "|---|---|---|---|---|---|---|---|---|"
     if two:
         head += " APGR | strong share for 50% PGR | for 80% PGR |"
         sep += "---|---|---|"
@@ -42,13 +51,18 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
     sep += "---|---|"
     lines += [head, sep]
     for name, m in routers.items():
-        row = (f"| {name} | {_f(m['best_quality'])} {_f(m['best_quality_ci95'])} | {_f(m['best_quality_cost'], 2)} | "
-               f"{_f(m['quality_at_half_cost'])} | {_f(m['aiq'])} | {_f(m['aiq_common_range'])} | "
-               f"{_f(m['cost_to_95pct_best_single'], 2)} | {_f(m['cost_to_100pct_best_single'], 2)} |")
+        row = (f"| {name} | {m.get('registered_as', '—')} | {_f(m['best_quality'])} {_f(m['best_quality_ci95'])} | "
+               f"{_f(m['best_quality_cost'], 2)} | {_f(m['quality_at_half_cost'])} {_f(m.get('quality_at_half_cost_ci95'))} | "
+               f"{_f(m['quality_at_half_cost_cost'], 2)} | {_f(m['aiq'])} | "
+               f"{_f(m['cost_to_95pct_best_single'], 3)} ({m.get('cost_to_95pct_via', '—')}) | "
+               f"{_f(m['cost_to_100pct_best_single'], 3)} |")
         if two:
             row += f" {_f(m.get('apgr'))} | {_f(m.get('strong_share_for_50pct_pgr'))} | {_f(m.get('strong_share_for_80pct_pgr'))} |"
         row += f" {_f(m['train_s'], 1)} | {_f(m['latency_p50_ms'], 1)} / {_f(m['latency_p99_ms'], 1)} |"
         lines.append(row)
+    evalonly = [n for n, m in routers.items() if m.get("registered_as") == "eval-only"]
+    if evalonly:
+        lines += ["", f"Eval-only (not a deployable router): {', '.join(evalonly)}."]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name, m in routers.items():

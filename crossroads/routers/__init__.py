@@ -4,6 +4,8 @@ from .base import Router
 from .human import HumanRouter
 from .intent import CentroidRouter, ClassifierRouter, KNNIntentRouter, NearestRouter
 from .learned import LearnedRouter, TrainedRouter
+from .cascade import CascadeRouter
+from .bandit import LinUCBRouter
 from .llm_base import LLMRouter
 from .pheromone import PheromoneRouter
 from .reasoning import ReasoningRouter
@@ -15,6 +17,7 @@ from .semantic import SemanticRouter
 from .simple import CheapestRouter, FixedRouter, MostCapableRouter, RandomRouter
 
 __all__ = [
+    "CascadeRouter",
     "CentroidRouter",
     "CheapestRouter",
     "ClassifierRouter",
@@ -23,6 +26,7 @@ __all__ = [
     "KNNIntentRouter",
     "LLMRouter",
     "LearnedRouter",
+    "LinUCBRouter",
     "MostCapableRouter",
     "NearestRouter",
     "PheromoneRouter",

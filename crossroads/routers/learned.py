@@ -95,7 +95,7 @@ class KNNPredictor(QualityPredictor):
 
 def _adam(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.ndarray], v: list[np.ndarray], t: int,
           lr: float) -> None:
-    for p, g, mi, vi in zip(params, grads, m, v):
+    for p, g, mi, vi in zip(params, grads, m, v, strict=True):
         mi *= 0.9
         mi += 0.1 * g
         vi *= 0.999
@@ -246,6 +246,8 @@ class LearnedRouter(UsesEmbedder, Router):
         self.willingness = willingness
         self._embedder = embedder
         self._col = {t: i for i, t in enumerate(self.targets)}
+        self.extra_meta: dict[str, Any] = {}
+        """What :meth:`load` read beyond the predictor (e.g. a cascade's ``threshold``)."""
 
     @classmethod
     def train(cls, kind: str, X: np.ndarray, Y: np.ndarray, *, targets: Sequence[str],
@@ -285,17 +287,23 @@ class LearnedRouter(UsesEmbedder, Router):
 
     def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
         preds = self.predictor.predict(self.embedder.embed([c.query for c in contexts]))
-        return [self._decision(c, p) for c, p in zip(contexts, preds)]
+        return [self._decision(c, p) for c, p in zip(contexts, preds, strict=True)]
 
     def referenced_targets(self) -> set[str]:
         return set()
+
+    def save_meta(self) -> dict[str, Any]:
+        """Extra fields a subclass stores with the predictor (e.g. the cascade's threshold)."""
+        return {}
 
     def save(self, path: str | Path) -> Path:
         """Write the trained router as one ``.npz`` file."""
         path = Path(path)
         meta = {"format": "crossroads.learned_router/1", "kind": self.predictor.kind, "params": self.predictor.params(),
-                "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label}
-        np.savez_compressed(path, __meta__=np.array(json.dumps(meta)), **self.predictor.state())
+                "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label,
+                **self.save_meta()}
+        arrays: dict[str, Any] = {"__meta__": np.array(json.dumps(meta)), **self.predictor.state()}
+        np.savez_compressed(path, **arrays)
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
     @classmethod
@@ -312,7 +320,9 @@ class LearnedRouter(UsesEmbedder, Router):
             raise ConfigError(f"{path} is not a crossroads trained-router file: {exc}") from exc
         predictor = PREDICTORS[meta["kind"]].from_state(arrays, meta["params"])
         kw = {"willingness": meta["willingness"], "label": meta.get("label"), **overrides}
-        return cls(predictor, meta["targets"], meta["costs"], **kw)
+        router = cls(predictor, meta["targets"], meta["costs"], **kw)
+        router.extra_meta = {k: v for k, v in meta.items() if k in ("router", "threshold")}
+        return router
 
 
 @register_router()
