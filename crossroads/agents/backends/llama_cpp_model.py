@@ -170,7 +170,7 @@ class LlamaCppModel:
             node_logp: dict[tuple[int, ...], Any] = {}
 
             def visit(path: tuple[int, ...]) -> None:
-                logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+                logits = _last_logits(llm)
                 m = logits.max()
                 node_logp[path] = logits - m - math.log(np.exp(logits - m).sum())
                 for tok in sorted(trie.get(path, ())):
@@ -186,6 +186,15 @@ class LlamaCppModel:
             self.label_evals = len(node_logp) - 1  # single-token evaluations after the prompt
             llm.reset()
         return out
+
+
+def _last_logits(llm: Any) -> Any:
+    """Logits after the last evaluated token, read from the llama.cpp context (``Llama.scores`` is only
+    filled with ``logits_all=True`` in llama-cpp-python 0.3.x; without it, it holds uninitialised memory)."""
+    import numpy as np
+
+    ptr = _llama_cpp().llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
 
 
 def softmax_scores(logprobs: Mapping[str, float]) -> dict[str, float]:
