@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ...errors import ConfigError, TargetError
 from ...types import CostModel, Message
@@ -137,7 +137,7 @@ class LlamaCppModel:
         eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
         bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore")
         fmt = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
-        prompt = fmt(messages=self._messages(messages)).prompt + prefix
+        prompt = fmt(messages=cast(Any, self._messages(messages))).prompt + prefix
         return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def score_labels(self, messages: Sequence[Message], labels: Sequence[str], *, prefix: str = "",
