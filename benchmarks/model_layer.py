@@ -107,7 +107,7 @@ def local_llm() -> dict:
     m.score_labels(route_msgs, labels)
     scoring = timeit(lambda: m.score_labels(route_msgs, labels), 10)
     return {"model": m.name, "on_gpu": m.on_gpu, "tokens_per_s": round(r.output_tokens / gen, 1),
-            "time_to_first_token_ms": round(ttft * 1e3, 1), "first_delta": first,
+            "time_to_first_token_ms": round(ttft * 1e3, 1), "first_delta": first.text,
             "label_scoring_10_labels_p50_ms": round(statistics.median(scoring) * 1e3, 1)}
 
 

@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
+    from .agents import (
+        ChatModel,
+        FunctionModel,
+        HealthTracker,
+        ModelResponse,
+        Target,
+        agent,
+        llm_agent,
+        model,
+        tool,
+    )
     from .agents.backends import (
         AllModelsFailedError,
         LiteLLMModel,
@@ -23,18 +34,28 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         ReplayModel,
         ResilientModel,
     )
+    from .agents.backends.failures import classify_error, is_transport_error
     from .agents.backends.optional import missing_backend_note, optional_backend_available
+    from .agents.backends.resilience import StreamBrokenError
+    from .agents.models import ChatModelBase, ModelChunk
     from .agents.embeddings import MiniLMEmbedder
-    from .agents import ChatModel, FunctionModel, HealthTracker, ModelResponse, Target, agent, llm_agent, model, tool
+    from .agents.lc import LangChainChatModel
     from .errors import (
+        BudgetExceededError,
         ConfigError,
         CrossroadsError,
+        DeadlineExceededError,
         FeedbackError,
         FlowError,
+        InputError,
+        InputTooLargeError,
+        MalformedResponseError,
         RouterOutputError,
         RoutingError,
+        SkillError,
         StepLimitError,
         TargetError,
+        ThreadFinishedError,
         TraceSchemaVersionError,
         TraceStoreCorruptError,
         TraceStoreError,
@@ -47,12 +68,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     )
     from .orchestrator import CompiledFlow, Flow, RunResult
     from .orchestrator.compiled import RunDecision
-    from .orchestrator.state import FlowState
-    from .orchestrator.streaming import StreamChunk, StreamUsage
-    from .agents.lc import LangChainChatModel
-    from .errors import BudgetExceededError, InputError, InputTooLargeError, ThreadFinishedError
-    from .types import run_cost
     from .orchestrator.config import load_flow
+    from .orchestrator.state import FlowState, FlowStateModel
+    from .orchestrator.streaming import StreamChunk, StreamUsage
     from .routers import (
         CheapestRouter,
         FixedRouter,
@@ -67,11 +85,24 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         get_router_class,
         register_router,
     )
+    from .routers.intent import (
+        CentroidRouter,
+        ClassifierRouter,
+        KNNIntentRouter,
+        NearestRouter,
+        calibrate_oos_threshold,
+        load_intent_router,
+        train_intent_router,
+    )
     from .routers.llm_base import LLMRouter
     from .routers.reasoning import ReasoningRouter
     from .routers.rewards import agent_selection_reward, router_r1_reward
     from .routers.router_r1 import RouterR1Router, router_r1_agent
+    from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .routers.bandit import LinUCBRouter
+    from .routers.cascade import CascadeRouter
+    from .routers.learned import LearnedRouter
     from .types import (
         END,
         START,
@@ -88,32 +119,43 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         TargetKind,
         TargetRequest,
         TargetResult,
+        run_cost,
     )
 
 _EXPORTS = {
     "agents": ["ChatModel", "FunctionModel", "HealthTracker", "ModelResponse", "Target", "agent", "llm_agent", "model", "tool"],
     "agents.backends": ["AllModelsFailedError", "LiteLLMModel", "LlamaCppModel", "ModelCatalogue", "ModelDescriptor",
                         "OpenAIClientModel", "RecordedOutcomes", "ReplayModel", "ResilientModel"],
+    "agents.backends.failures": ["classify_error", "is_transport_error"],
     "agents.backends.optional": ["missing_backend_note", "optional_backend_available"],
+    "agents.backends.resilience": ["StreamBrokenError"],
+    "agents.models": ["ChatModelBase", "ModelChunk"],
     "agents.embeddings": ["MiniLMEmbedder"],
-    "errors": ["ConfigError", "CrossroadsError", "FeedbackError", "FlowError", "RouterOutputError", "RoutingError",
+    "errors": ["ConfigError", "CrossroadsError", "DeadlineExceededError", "FeedbackError", "FlowError",
+               "MalformedResponseError", "RouterOutputError", "RoutingError",
                "StepLimitError", "TargetError", "TraceSchemaVersionError", "TraceStoreCorruptError", "TraceStoreError",
                "UnknownNameError", "UnknownRouterError", "UnknownTargetError",
                "BudgetExceededError", "InputError", "InputTooLargeError", "ThreadFinishedError",
-               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"],
+               "TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError", "SkillError"],
     "orchestrator": ["CompiledFlow", "Flow", "RunResult"],
     "orchestrator.compiled": ["RunDecision"],
-    "orchestrator.state": ["FlowState"],
+    "orchestrator.state": ["FlowState", "FlowStateModel"],
     "orchestrator.streaming": ["StreamChunk", "StreamUsage"],
     "agents.lc": ["LangChainChatModel"],
     "orchestrator.config": ["load_flow"],
     "routers": ["CheapestRouter", "FixedRouter", "HumanRouter", "MostCapableRouter", "RandomRouter", "Router", "RulesRouter", "SemanticRouter",
                 "available_routers", "create_router", "get_router_class", "register_router"],
+    "routers.intent": ["CentroidRouter", "ClassifierRouter", "KNNIntentRouter", "NearestRouter", "calibrate_oos_threshold",
+                       "load_intent_router", "train_intent_router"],
     "routers.llm_base": ["LLMRouter"],
     "routers.reasoning": ["ReasoningRouter"],
     "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
+    "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
+    "routers.learned": ["LearnedRouter"],
+    "routers.cascade": ["CascadeRouter"],
+    "routers.bandit": ["LinUCBRouter"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
               "run_cost"],
@@ -142,12 +184,17 @@ __all__ = [
     "__version__",
     "AllModelsFailedError",
     "CallUsage",
+    "CascadeRouter",
+    "CentroidRouter",
     "ChatModel",
+    "ChatModelBase",
     "CheapestRouter",
+    "ClassifierRouter",
     "CompiledFlow",
     "ConfigError",
     "CostModel",
     "CrossroadsError",
+    "DeadlineExceededError",
     "Decision",
     "Feedback",
     "FeedbackError",
@@ -159,9 +206,14 @@ __all__ = [
     "HealthStatus",
     "HealthTracker",
     "HumanRouter",
+    "KNNIntentRouter",
     "LLMRouter",
+    "LearnedRouter",
+    "LinUCBRouter",
     "LiteLLMModel",
     "LlamaCppModel",
+    "MalformedResponseError",
+    "ModelChunk",
     "MemoryRecorder",
     "Message",
     "MiniLMEmbedder",
@@ -169,6 +221,7 @@ __all__ = [
     "ModelDescriptor",
     "ModelResponse",
     "MostCapableRouter",
+    "NearestRouter",
     "NullRecorder",
     "OpenAIClientModel",
     "RandomRouter",
@@ -186,8 +239,13 @@ __all__ = [
     "RunEvent",
     "RunResult",
     "SQLRecorder",
+    "Skill",
+    "SkillError",
+    "SkillRegistry",
+    "SkillRouter",
     "SemanticRouter",
     "StepLimitError",
+    "StreamBrokenError",
     "Target",
     "TargetError",
     "TargetInfo",
@@ -207,10 +265,14 @@ __all__ = [
     "agent",
     "agent_selection_reward",
     "available_routers",
+    "calibrate_oos_threshold",
+    "classify_error",
     "create_router",
     "get_router_class",
+    "is_transport_error",
     "llm_agent",
     "load_flow",
+    "load_intent_router",
     "missing_backend_note",
     "model",
     "optional_backend_available",
@@ -218,14 +280,19 @@ __all__ = [
     "router_r1_agent",
     "router_r1_reward",
     "tool",
+    "train_intent_router",
     "BudgetExceededError",
     "InputError",
     "InputTooLargeError",
     "ThreadFinishedError",
     "RunDecision",
     "FlowState",
+    "FlowStateModel",
     "StreamChunk",
     "StreamUsage",
     "LangChainChatModel",
     "run_cost",
+    "load_skills",
+    "skill_agent",
+    "skill_from_callable",
 ]

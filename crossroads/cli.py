@@ -177,12 +177,17 @@ def serve(
     flow: str = typer.Argument(..., help="A YAML flow file or 'package.module:flow' whose targets and routers to serve."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; non-loopback needs an API key."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
-    db: Optional[str] = DbOption,
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="Env var holding the API key clients must send."),
+    db: str | None = DbOption,
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
+    max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1,
+                                       help="Largest request body accepted; larger ones get HTTP 413."),
+    max_concurrent_runs: int = typer.Option(32, "--max-concurrent-runs", min=1,
+                                            help="Runs in flight at once; further requests wait their turn."),
 ) -> None:
-    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (with streaming); each
-    router of FLOW is the virtual model router:<name>."""
+    """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
+    Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
+    With --api-key-env every endpoint but /livez needs 'Authorization: Bearer <key>'."""
     from .orchestrator.config import load_flow
     from .serving import ServeConfigError, build_app, check_bind
     from .tracing import NullRecorder, SQLRecorder
@@ -199,9 +204,10 @@ def serve(
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
     f = load_flow(flow)
     recorder = NullRecorder() if no_trace else SQLRecorder(db)
-    application = build_app(f, recorder=recorder, api_key=key)
-    names = [*f.nodes, *(f"router:{r.router.label}" for r in f.routes.values())]
-    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}")
+    application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes,
+                            max_concurrent_runs=max_concurrent_runs)
+    names = list(application.fastapi.state.catalog)
+    err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning")
     finally:
@@ -297,9 +303,14 @@ def trace_export(
 @trace_app.command("upgrade")
 def trace_upgrade(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Upgrade a trace DB written by an older crossroads to this schema, in place (backup first)."""
-    from .tracing import TraceStore
+    from .errors import TraceStoreError
+    from .tracing import TraceStore, resolve_db_url
     from .tracing.schema import SCHEMA_VERSION
 
+    url = resolve_db_url(db)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        raise TraceStoreError(f"no trace DB at {url[len('sqlite:///'):]} to upgrade (nothing was created); pass --db "
+                              "or set CROSSROADS_DB to the trace file")
     store = TraceStore(db)
     rep = store.upgraded
     if as_json:
@@ -350,11 +361,17 @@ def eval_run(
     suite: str = typer.Argument(..., help="A suite YAML file, or the name of a shipped suite (see 'crossroads eval suites')."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder [default: ./crossroads-evals/SUITE-RUNID]."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="Your own training rows (replaces the suite's data; same format)."),
+    test_file: Optional[Path] = typer.Option(None, "--test", help="Your own test rows: scored as is, no re-split."),
+    prices_file: Optional[Path] = typer.Option(None, "--prices", help="JSON prices {model: {input, output}} per 1M tokens, for outcome files without per-row prices."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
     slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
 ) -> None:
-    """Run SUITE, store the results with config, code version and data hashes, and write a report."""
+    """Run SUITE, store the results with config, code version and data hashes, and write a report.
+
+    With --test FILE the suite is scored on exactly that file (trained on --train FILE, or on the
+    suite's own dataset); without it, on the suite's seeded split."""
     from rich.progress import Progress
 
     from .evals.report import write_report
@@ -366,7 +383,8 @@ def eval_run(
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
-                           include_slow=slow or None)
+                           include_slow=slow or None, train_file=train_file, test_file=test_file,
+                           prices_file=prices_file)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}
@@ -400,6 +418,13 @@ def _print_eval_table(run: dict[str, Any]) -> None:
         for name, m in routers.items():
             table.add_row(name, f"{m['correct']}/{m['n']}", str(m["llm_calls"]), str(m["reroutes"]), str(m["silent_failures"]),
                           str(m["escalations"]))
+    elif run["kind"] == "skill_routing":
+        table = Table("router", "recall@1", "recall@5", "recall@10", "MRR", "nDCG@10", "abstain P", "abstain R",
+                      "p50 ms", "p99 ms", title=run["suite"])
+        for name, m in routers.items():
+            table.add_row(name, *(_num(m.get(k)) for k in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10",
+                                                            "abstain_precision", "abstain_recall")),
+                          _num(m.get("latency_p50_ms"), 1), _num(m.get("latency_p99_ms"), 1))
     elif run["kind"] == "step_routing":
         table = Table("router", "case %", "exact %", "trajectory %", "savings %", "combined %", title=run["suite"])
         for name, m in routers.items():
@@ -482,10 +507,11 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
     store = EvalStore(TraceStore(db))
     a, b = store.get(run_a), store.get(run_b)
-    keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "cost_to_95pct_best_single", "latency_p50_ms"],
+    keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "apgr", "cost_to_95pct_best_single", "latency_p50_ms"],
             "step_routing": ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"],
             "tool_graph": ["correct", "llm_calls", "reroutes", "silent_failures"],
-            "online_routing": ["quality", "cost", "last_window_quality"]}.get(
+            "online_routing": ["quality", "cost", "last_window_quality"],
+            "skill_routing": ["recall@1", "recall@10", "mrr", "ndcg@10", "latency_p50_ms"]}.get(
         a["kind"], ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
     rows = []
     for router in sorted(set(a["results"]) | set(b["results"])):
@@ -505,8 +531,8 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes) or classifier (agent selection)."),
-    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for classifier a CLINC150 JSONL or Banking77 CSV."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), or classifier, centroid, knn_intent, nearest (agent selection)."),
+    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
     prices: Optional[Path] = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
@@ -528,29 +554,31 @@ def train(
     fmt, rows_path, price_path = (BUILTIN_DATA[data.split(":", 1)[1]] if data.startswith("builtin:") else (None, Path(data), prices))
     emb = default_embedder()
     with err.status(f"training {router}..."):
-        if router == "classifier":
-            from .evals.agent_selection import load_banking77, load_clinc150
-            from .routers.learned import ClassifierRouter, SoftmaxClassifier
+        if router in ("classifier", "centroid", "knn_intent", "nearest"):
+            from .evals.agent_selection import train_agent_router_from_file
 
-            is_csv = rows_path.name.endswith((".csv", ".csv.gz"))
-            tr, _ = load_banking77(rows_path) if is_csv else load_clinc150(rows_path)
-            clf = SoftmaxClassifier(**params).fit(emb.embed(tr.texts), tr.labels)
-            ClassifierRouter(classifier=clf).save(out_path)
-            msg = f"{len(clf.classes)} classes from {len(tr)} utterances"
-        elif router in ("knn", "mlp", "mf"):
-            import numpy as np
-
+            trained, sel = train_agent_router_from_file(router, rows_path, fmt, params, emb)
+            trained.save(out_path)
+            msg = (f"{len(trained.agents)} agents from {len(sel.fit)} utterances; out-of-scope threshold "
+                   f"{trained.threshold} calibrated on {len(sel.validation)} rows")
+        elif router in ("knn", "mlp", "mf", "cascade"):
             from .agents.backends.replay import RecordedOutcomes
-            from .routers.learned import LearnedRouter
+            from .evals.query_routing import prepare_query_data, train_learned
+            from .routers.cascade import CascadeRouter
 
             outcomes = RecordedOutcomes.load(rows_path, prices=price_path)
-            X = emb.embed([r.prompt for r in outcomes.rows])
-            Y = np.array([[r.scores[m] for m in outcomes.models] for r in outcomes.rows], dtype=np.float32)
-            costs = {m: outcomes.prices[m].input_per_mtok for m in outcomes.models}
-            LearnedRouter.train(router, X, Y, targets=outcomes.models, costs=costs, params=params).save(out_path)
+            qdata = prepare_query_data(outcomes, emb)  # costs: mean per-call cost, as the evals use
+            if router == "cascade":
+                threshold = float(params.pop("threshold", 0.5))
+                base = train_learned(str(params.pop("predictor", "knn")), qdata, params)
+                CascadeRouter(predictor=base.predictor, targets=base.targets, costs=base.costs,
+                              threshold=threshold).save(out_path)
+            else:
+                train_learned(router, qdata, params).save(out_path)
             msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
         else:
-            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, classifier")
+            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, cascade, classifier, centroid, "
+                              "knn_intent, nearest")
     out.print(f"wrote {out_path} ({msg})")
 
 

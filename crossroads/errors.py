@@ -33,6 +33,7 @@ __all__ = [
     "FlowError",
     "RouterOutputError",
     "RoutingError",
+    "SkillError",
     "StepLimitError",
     "TargetError",
     "TraceSchemaVersionError",
@@ -173,6 +174,22 @@ class ThreadFinishedError(FlowError):
     """``resume`` was called on a thread whose last run already finished: nothing is pending."""
 
 
+class DeadlineExceededError(TargetError):
+    """A model call ran past its total deadline (``deadline_s``), however steadily bytes trickled in."""
+
+    def __init__(self, message: str, *, target: str = "", deadline_s: float = 0.0, elapsed_s: float = 0.0) -> None:
+        self.deadline_s = deadline_s
+        self.elapsed_s = elapsed_s
+        super().__init__(message, target=target)
+
+
+class MalformedResponseError(TargetError):
+    """A provider answered, but not with a readable completion (no choices, no message, bad JSON)."""
+
+
+__all__ += ["DeadlineExceededError", "MalformedResponseError"]
+
+
 class TraceStoreReadOnlyError(TraceStoreError):
     """The trace database (or its folder) cannot be written; reading it still works."""
 
@@ -186,3 +203,7 @@ class TraceStoreLockedError(TraceStoreError):
 
 
 __all__ += ["TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOnlyError"]
+
+
+class SkillError(ConfigError):
+    """A skill definition, skill file or skill index that cannot be used (names the file and field)."""

@@ -190,8 +190,9 @@ def test_a_trace_write_failure_never_loses_the_answer(db_path, flows):
 
 def test_read_only_commands_create_nothing_and_v1_dbs_upgrade(tmp_path):
     missing = tmp_path / "nested" / "trace.db"
-    proc = cli("trace", "list", "--db", str(missing), check=False)
-    assert proc.returncode == 1 and "no trace DB at" in proc.stderr and not (tmp_path / "nested").exists()
+    for cmd in ("list", "upgrade"):
+        proc = cli("trace", cmd, "--db", str(missing), check=False)
+        assert proc.returncode == 1 and "no trace DB at" in proc.stderr and not (tmp_path / "nested").exists()
     db = tmp_path / "v1.db"
     shutil.copy(V1_FIXTURE, db)
     raw = db.read_bytes()

@@ -717,6 +717,18 @@ def test_user_state_schema_extends_flow_state():
     res = flow.compile().invoke("help")
     assert res.output == "solved T-1" and res.state["ticket"] == "T-1"
 
+    from crossroads import FlowStateModel
+
+    class TicketModel(FlowStateModel):
+        ticket: str = ""
+
+    flow = Flow("p", state_schema=TicketModel).add(agent("triage", triage), agent("solve", solve))
+    flow.edge(START, "triage").edge("triage", "solve")
+    app = flow.compile(checkpointer="memory")
+    assert app.invoke("help", thread_id="p").output == "solved T-1"
+    again = app.invoke("more help", thread_id="p")  # a new turn on the pydantic state
+    assert again.steps == 2 and len(again.state["messages"]) == 6
+
     class NotExtending(dict):
         x: int
 
@@ -756,3 +768,33 @@ def test_nested_flow_graph_as_a_subgraph_keeps_tracing():
     steps = [(s.run_id, s.node) for s in rec.of_type(StepRecord)]
     assert (res.run_id, "billing") in steps and (res.run_id, "wrap") in steps  # the inner step is in the outer run
     assert [d.run_id for d in rec.of_type(DecisionRecord)] == [res.run_id]
+
+
+def test_conversation_messages_are_checked_like_the_input():
+    from crossroads.errors import InputTooLargeError
+
+    flow = support_flow()
+    flow.max_input_chars = 50
+    app = flow.compile()
+
+    async def go(msgs):
+        return await app.ainvoke("refund", messages=msgs)
+
+    res = asyncio.run(go([{"role": "user", "content": "refund \udce9"}]))
+    assert res.state["messages"][0].content == "refund \ufffd"
+    with pytest.raises(InputTooLargeError):
+        asyncio.run(go([{"role": "user", "content": "x" * 30}, {"role": "user", "content": "refund " + "y" * 30}]))
+
+
+def test_resumed_run_that_succeeds_clears_its_error(tmp_path):
+    db = tmp_path / "t.db"
+    rec = SQLRecorder(str(db))
+    app = _two_targets(FlakyRouter()).compile(recorder=rec, checkpointer=str(db))
+    with pytest.raises(RuntimeError):
+        app.invoke("refund", thread_id="t")
+    res = app.resume("t")
+    rec.flush()
+    run = TraceStore(db).get_run(res.run_id)
+    assert (run["status"], run["error"], run["output"]) == ("succeeded", None, "billing:refund")
+    app.close()
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == ["t.checkpoints.db", "t.db"]

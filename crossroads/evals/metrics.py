@@ -1,16 +1,16 @@
 """The field's routing metrics, as defined in the benchmarks that published them.
 
-Query-level (RouterBench / RouteLLM): quality and cost of picks, cost-quality curves, AIQ, APGR with
-the strong-call shares for 50% and 80% PGR, cost to reach X% of the best single model. Agent
-selection (TCAndon-Router): top-1 and set accuracy, mean set size, conflict rate, out-of-scope
-precision/recall. Step-level (TwinRouterBench static track): case pass, exact match, trajectory
+Query-level (RouterBench / RouteLLM): quality and cost of picks, cost-quality curves, AIQ (one per
+router, against the run's shared maximum cost), APGR over RouteLLM's quantile-calibrated sweep with the
+strong-call shares for 50% and 80% PGR, cost to reach X% of the best single model on the achievable
+curve. Agent selection (TCAndon-Router): see selection_metrics.py. Step-level (TwinRouterBench static track): case pass, exact match, trajectory
 pass, cost savings, combined. Plus latency percentiles and bootstrap confidence intervals.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +18,16 @@ import numpy as np
 
 __all__ = [
     "CurvePoint",
+    "Reach",
     "aiq",
+    "aiq_scores",
     "apgr",
     "bootstrap_ci",
     "cost_to_reach",
     "decision_latencies_ms",
     "percentile",
-    "selection_metrics",
+    "quantile_thresholds",
+    "sample_rows",
     "strong_share_for_pgr",
     "upper_envelope",
     "upper_hull",
@@ -72,24 +75,39 @@ def upper_hull(points: Sequence[CurvePoint]) -> list[CurvePoint]:
     return hull
 
 
-def aiq(points: Sequence[CurvePoint], *, cost_range: tuple[float, float] | None = None) -> float:
-    """RouterBench's AIQ: area under the non-decreasing upper convex hull of the (cost, quality) points,
-    divided by the cost range (by default the router's own min..max cost). With ``cost_range`` the hull
-    is held flat beyond its last point and is 0 below its first. A single point (or a zero-width range)
-    returns its quality."""
+def _hull_extent(points: Sequence[CurvePoint]) -> float:
+    """The largest cost on a router's non-decreasing hull as RouterBench keeps it: its points reaching
+    the router's best quality (equal-quality points at higher cost stay on RouterBench's hull)."""
+    top = max(p.quality for p in points)
+    return max(p.cost for p in points if p.quality >= top)
+
+
+def aiq(points: Sequence[CurvePoint], max_cost: float) -> float:
+    """RouterBench's AIQ of one router (``calc_AIQ`` in withmartian/routerbench ``evaluation/AIQ.py``):
+    the non-decreasing upper convex hull of its (cost, quality) points, extended flat to ``max_cost``
+    (the largest cost among ALL routers compared in the run, see :func:`aiq_scores`), integrated by
+    trapezoids from the hull's first point to ``max_cost`` and divided by ``max_cost``. A single point
+    (c, q) scores q * (max_cost - c) / max_cost."""
     hull = upper_hull(points)
-    if not hull:
+    if not hull or not math.isfinite(max_cost) or max_cost <= 0:
         return float("nan")
-    lo, hi = cost_range if cost_range else (min(p.cost for p in points), max(p.cost for p in points))
-    if hi <= lo:
-        return hull[-1].quality
-    xs = np.array([p.cost for p in hull])
-    ys = np.array([p.quality for p in hull])
-    grid = np.linspace(lo, hi, 2001)
-    vals = np.interp(grid, xs, ys, left=0.0, right=ys[-1])
-    vals[grid < xs[0]] = 0.0
-    trapz = getattr(np, "trapezoid", None) or np.trapz
-    return float(trapz(vals, grid) / (hi - lo))
+    if max_cost < hull[-1].cost - 1e-12:
+        raise ValueError(f"max_cost {max_cost} is below the router's largest hull cost {hull[-1].cost}")
+    xs = [p.cost for p in hull] + [max_cost]
+    ys = [p.quality for p in hull] + [hull[-1].quality]
+    area = sum((xs[i + 1] - xs[i]) * (ys[i + 1] + ys[i]) / 2 for i in range(len(xs) - 1))
+    return float(area / max_cost)
+
+
+def aiq_scores(curves: Mapping[str, Sequence[CurvePoint]]) -> tuple[dict[str, float], float]:
+    """AIQ of every router of one run against the shared maximum cost (RouterBench ``calc_AIQ``: the
+    largest cost on any router's non-decreasing hull). Returns ({router: AIQ}, that maximum cost);
+    routers without points get NaN."""
+    live = {k: v for k, v in curves.items() if v}
+    if not live:
+        return {k: float("nan") for k in curves}, float("nan")
+    m = max(_hull_extent(v) for v in live.values())
+    return {k: (aiq(v, m) if v else float("nan")) for k, v in curves.items()}, m
 
 
 def pgr(quality: float, q_weak: float, q_strong: float) -> float:
@@ -98,22 +116,39 @@ def pgr(quality: float, q_weak: float, q_strong: float) -> float:
 
 
 def apgr(shares: Sequence[float], qualities: Sequence[float], q_weak: float, q_strong: float) -> float:
-    """RouteLLM's APGR: area under PGR vs. strong-call share over [0, 1] (trapezoids), with the
-    endpoints (0, weak) and (1, strong) added."""
-    pts = sorted(zip(shares, qualities))
-    pts = [(0.0, q_weak)] + [(s, q) for s, q in pts if 0.0 <= s <= 1.0] + [(1.0, q_strong)]
-    xs = np.array([p[0] for p in pts])
-    ys = np.array([pgr(p[1], q_weak, q_strong) for p in pts])
-    trapz = getattr(np, "trapezoid", None) or np.trapz
-    return float(trapz(ys, xs))
+    """RouteLLM's APGR (``apgr_metric`` in lm-sys/RouteLLM ``routellm/evals/evaluate.py``): with the
+    points sorted by strong-call share, (AUC - weak AUC) / (strong AUC - weak AUC), where AUC is the
+    trapezoid area of quality over the MEASURED share range and the weak/strong AUCs are the constant
+    weak/strong qualities over that same range. No endpoints are added: RouteLLM's calibration
+    (:func:`quantile_thresholds`) makes the sweep cover 0-100% itself. NaN with fewer than two distinct
+    shares or equal weak and strong qualities."""
+    pts = sorted(zip(shares, qualities, strict=False))
+    xs = np.array([p[0] for p in pts], dtype=float)
+    ys = np.array([p[1] for p in pts], dtype=float)
+    if len(pts) < 2 or xs[-1] == xs[0] or q_strong == q_weak:
+        return float("nan")
+    widths = np.diff(xs)
+    auc = float(np.sum(widths * (ys[1:] + ys[:-1]) / 2))
+    span = float(xs[-1] - xs[0])
+    weak_auc, strong_auc = q_weak * span, q_strong * span
+    return (auc - weak_auc) / (strong_auc - weak_auc)
+
+
+def quantile_thresholds(scores: Sequence[float] | np.ndarray, n_bins: int = 10) -> list[float]:
+    """RouteLLM's calibration: the bin edges of ``pandas.qcut(scores, n_bins)`` (the 0, 1/n, ..., 1
+    quantiles of the router's strong-win scores). Routing to the strong model when score >= edge (> for
+    the last edge) sweeps the strong-call share evenly from 100% down to 0%."""
+    arr = np.asarray(scores, dtype=float)
+    if arr.size == 0:
+        raise ValueError("quantile_thresholds needs at least one score")
+    return [float(x) for x in np.quantile(arr, np.linspace(0.0, 1.0, n_bins + 1))]
 
 
 def strong_share_for_pgr(shares: Sequence[float], qualities: Sequence[float], q_weak: float, q_strong: float,
                          target: float) -> float:
     """Smallest strong-model call share at which the router reaches ``target`` PGR (e.g. 0.5, 0.8);
-    linear interpolation between measured points; NaN if never reached."""
-    pts = sorted(zip(shares, qualities))
-    pts = [(0.0, q_weak)] + list(pts) + [(1.0, q_strong)]
+    linear interpolation between measured points (no endpoints added); NaN if never reached."""
+    pts = sorted(zip(shares, qualities, strict=False))
     prev = None
     for s, q in pts:
         g = pgr(q, q_weak, q_strong)
@@ -126,15 +161,55 @@ def strong_share_for_pgr(shares: Sequence[float], qualities: Sequence[float], q_
     return float("nan")
 
 
-def cost_to_reach(points: Sequence[CurvePoint], quality: float) -> float:
-    """Lowest cost at which the router reaches ``quality``; NaN if it never does."""
-    ok = [p.cost for p in points if p.quality >= quality - 1e-12]
-    return min(ok) if ok else float("nan")
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Where a router first reaches a target quality."""
+
+    cost: float
+    """Lowest cost reaching the target (NaN if never)."""
+    via: str
+    """``measured`` (a measured operating point), ``hull`` (a mix of two measured settings on the upper
+    convex hull, interpolated) or ``unreached``."""
+    measured_cost: float
+    """Lowest cost of a measured point reaching the target (NaN if none)."""
+
+
+def cost_to_reach(points: Sequence[CurvePoint], quality: float) -> Reach:
+    """Lowest cost on the router's achievable curve that reaches ``quality`` (issue 15): the measured
+    points, and the upper convex hull between them (randomly mixing two settings achieves any point on
+    the segment joining them). A measured point below the hull can reach the target; so can a hull
+    segment before any measured point does. Returns the cost and which of the two gave it."""
+    tol = 1e-12
+    measured = [p.cost for p in points if p.quality >= quality - tol]
+    m_cost = min(measured) if measured else float("nan")
+    h_cost = float("nan")
+    hull = upper_hull(points)
+    for i, p in enumerate(hull):
+        if p.quality >= quality - tol:
+            if i == 0:
+                h_cost = p.cost
+            else:
+                a = hull[i - 1]
+                h_cost = a.cost + (quality - a.quality) * (p.cost - a.cost) / (p.quality - a.quality)
+            break
+    if math.isnan(m_cost) and math.isnan(h_cost):
+        return Reach(float("nan"), "unreached", float("nan"))
+    if math.isnan(h_cost) or (not math.isnan(m_cost) and m_cost <= h_cost + tol):
+        return Reach(m_cost, "measured", m_cost)
+    return Reach(h_cost, "hull", m_cost)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100); NaN for no values."""
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+def sample_rows(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``min(size, n)`` rows drawn uniformly without replacement across all ``n`` rows
+    (latency samples must cover the whole test set, not its first rows)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
 def decision_latencies_ms(router: Any, queries: Sequence[str], candidates: Sequence[Any], embedder: Any) -> list[float]:
@@ -168,35 +243,3 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, stat: Callable[[np.ndarra
     idx = rng.integers(0, arr.size, size=(n, arr.size))
     stats = np.array([stat(arr[i]) for i in idx]) if stat is not np.mean else arr[idx].mean(axis=1)
     return (float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2)))
-
-
-def selection_metrics(
-    gold: Sequence[str],
-    chosen: Sequence[Sequence[str]],
-    *,
-    outputs: Sequence[Mapping[str, str]] | None = None,
-    oos_label: str = "oos",
-) -> dict[str, Any]:
-    """Agent-selection metrics (TCAndon-Router): top-1 accuracy (the first chosen agent), set accuracy
-    (gold in the chosen set), mean set size, conflict rate (more than one agent chosen and their
-    ``outputs`` disagree; without outputs, any multi-agent set counts), out-of-scope precision/recall."""
-    n = len(gold)
-    if n == 0 or len(chosen) != n:
-        raise ValueError("gold and chosen must be non-empty and of equal length")
-    top1 = sum(1 for g, c in zip(gold, chosen) if c and c[0] == g) / n
-    set_acc = sum(1 for g, c in zip(gold, chosen) if g in c) / n
-    size = float(np.mean([len(c) for c in chosen]))
-    conflicts = 0
-    for i, c in enumerate(chosen):
-        if len(c) > 1:
-            if outputs is None or len({outputs[i].get(a) for a in c}) > 1:
-                conflicts += 1
-    pred_oos = [bool(c) and c[0] == oos_label for c in chosen]
-    true_oos = [g == oos_label for g in gold]
-    tp = sum(1 for p, t in zip(pred_oos, true_oos) if p and t)
-    oos_p = tp / sum(pred_oos) if sum(pred_oos) else float("nan")
-    oos_r = tp / sum(true_oos) if sum(true_oos) else float("nan")
-    in_scope = [i for i, t in enumerate(true_oos) if not t]
-    in_top1 = sum(1 for i in in_scope if chosen[i] and chosen[i][0] == gold[i]) / len(in_scope) if in_scope else float("nan")
-    return {"top1_accuracy": top1, "set_accuracy": set_acc, "mean_set_size": size, "conflict_rate": conflicts / n,
-            "oos_precision": oos_p, "oos_recall": oos_r, "in_scope_top1_accuracy": in_top1, "n": n}

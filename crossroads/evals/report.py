@@ -30,11 +30,20 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
     res = run["results"]
     routers = res["routers"]
     two = any("apgr" in m for m in routers.values())
-    lines = [f"Best single model (chosen on train): **{res['best_single_model']}**, test quality "
-             f"{_f(res['best_single_quality'])}; costs are relative to its cost on the test rows "
-             f"(${_f(res['reference_cost_usd'], 4)}). Train rows: {res['n_train']}, test rows: {res['n_test']}.", ""]
-    head = "| router | best quality [95% CI] | at cost | quality at ≤ 0.5 cost | AIQ | AIQ on [0,1] | cost to 95% | cost to 100% |"
-    sep = "|---|---|---|---|---|---|---|---|"
+    lines = [f"Split: {res.get('split', 'seeded split')}. Best single model (chosen on train): "
+             f"**{res['best_single_model']}**, test quality {_f(res['best_single_quality'])}; costs are relative to "
+             f"its cost on the test rows (${_f(res['reference_cost_usd'], 4)}). Train rows: {res['n_train']}, "
+             f"test rows: {res['n_test']}.", "",
+             f"Protocol: {res.get('protocol', '—')}. Headline points (best quality; best quality at ≤ 0.5 cost) "
+             "are chosen on the validation slice and reported on test once, with bootstrap 95% CIs; the curve "
+             "(AIQ, APGR, cost to reach) uses every setting on test.", "",
+             f"Cost basis: {res.get('cost_basis', 'input-only')}.", "",
+             f"AIQ (RouterBench `calc_AIQ`): every router's hull extended flat to the run's largest hull cost "
+             f"{_f(res.get('aiq_max_cost'), 3)}; comparable within this run only. Cost to reach: lowest cost on the "
+             "router's achievable curve (measured points, or the hull between them: column 'via').", ""]
+    head = ("| router | registered as | best quality [95% CI] | at cost | quality at ≤ 0.5 cost [95% CI] | at cost | AIQ | "
+            "cost to 95% (via) | cost to 100% |")
+    sep = "|---|---|---|---|---|---|---|---|---|"
     if two:
         head += " APGR | strong share for 50% PGR | for 80% PGR |"
         sep += "---|---|---|"
@@ -42,13 +51,18 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
     sep += "---|---|"
     lines += [head, sep]
     for name, m in routers.items():
-        row = (f"| {name} | {_f(m['best_quality'])} {_f(m['best_quality_ci95'])} | {_f(m['best_quality_cost'], 2)} | "
-               f"{_f(m['quality_at_half_cost'])} | {_f(m['aiq'])} | {_f(m['aiq_common_range'])} | "
-               f"{_f(m['cost_to_95pct_best_single'], 2)} | {_f(m['cost_to_100pct_best_single'], 2)} |")
+        row = (f"| {name} | {m.get('registered_as', '—')} | {_f(m['best_quality'])} {_f(m['best_quality_ci95'])} | "
+               f"{_f(m['best_quality_cost'], 2)} | {_f(m['quality_at_half_cost'])} {_f(m.get('quality_at_half_cost_ci95'))} | "
+               f"{_f(m['quality_at_half_cost_cost'], 2)} | {_f(m['aiq'])} | "
+               f"{_f(m['cost_to_95pct_best_single'], 3)} ({m.get('cost_to_95pct_via', '—')}) | "
+               f"{_f(m['cost_to_100pct_best_single'], 3)} |")
         if two:
             row += f" {_f(m.get('apgr'))} | {_f(m.get('strong_share_for_50pct_pgr'))} | {_f(m.get('strong_share_for_80pct_pgr'))} |"
         row += f" {_f(m['train_s'], 1)} | {_f(m['latency_p50_ms'], 1)} / {_f(m['latency_p99_ms'], 1)} |"
         lines.append(row)
+    evalonly = [n for n, m in routers.items() if m.get("registered_as") == "eval-only"]
+    if evalonly:
+        lines += ["", f"Eval-only (not a deployable router): {', '.join(evalonly)}."]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name, m in routers.items():
@@ -76,14 +90,27 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
 def _selection_section(run: dict[str, Any], out: Path) -> list[str]:
     res = run["results"]
     routers = res["routers"]
-    lines = [f"{res.get('agents')} agents; train rows {res.get('n_train')}, test rows {res.get('n_test')}; "
-             f"out-of-scope rows: {'yes' if res.get('has_oos') else 'no'}.", "",
-             "| router | top-1 [95% CI] | in-scope top-1 | set accuracy | mean set size | conflict rate | OOS precision | OOS recall | decision p50 / p99 ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    rows = (f"{res.get('agents')} agents; fit rows {res.get('n_fit', res.get('n_train'))}, validation rows "
+            f"{res.get('n_validation', '—')}, test rows {res.get('n_test')} (out-of-scope: {res.get('n_test_oos', '—')}).")
+    how = ("Every router is the registered router object (its type in brackets), trained on the fit rows, its "
+           "out-of-scope threshold calibrated on the validation rows for the stated precision target; top-1 counts "
+           "out-of-scope rows (right only when the router says out of scope). "
+           + ("Conflict rate: " + str(res["conflict"]) + "." if res.get("conflict") else ""))
+    lines = [rows, "", f"Protocol: {res.get('protocol', 'train -> test')}.", "", how, "",
+             "| router | top-1 [95% CI] | in-scope top-1 | set accuracy | mean set size | multi-agent share | OOS precision | OOS recall | OOS threshold | decision p50 / p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in routers.items():
-        lines.append(f"| {name} | {_f(m['top1_accuracy'], 4)} {_f(m.get('top1_ci95'), 4)} | {_f(m['in_scope_top1_accuracy'], 4)} | "
-                     f"{_f(m['set_accuracy'], 4)} | {_f(m['mean_set_size'], 2)} | {_f(m['conflict_rate'], 3)} | "
-                     f"{_f(m['oos_precision'])} | {_f(m['oos_recall'])} | {_f(m.get('latency_p50_ms'), 1)} / {_f(m.get('latency_p99_ms'), 1)} |")
+        multi = m.get("multi_agent_share", m.get("conflict_rate"))
+        lines.append(f"| {name} ({m.get('router', '')}) | {_f(m['top1_accuracy'], 4)} {_f(m.get('top1_ci95'), 4)} | "
+                     f"{_f(m['in_scope_top1_accuracy'], 4)} | {_f(m['set_accuracy'], 4)} | {_f(m['mean_set_size'], 2)} | "
+                     f"{_f(multi, 3)} | {_f(m['oos_precision'])} | {_f(m['oos_recall'])} | {_f(m.get('oos_threshold'))} | "
+                     f"{_f(m.get('latency_p50_ms'), 1)} / {_f(m.get('latency_p99_ms'), 1)} |")
+    cal = next((m["calibration"] for m in routers.values() if m.get("calibration")), None)
+    if cal:
+        note = (f"Out-of-scope calibration: precision target {cal.get('oos_precision_target')} at an out-of-scope "
+                f"share of {cal.get('oos_prior') or 'the validation rows’ own'}, on {cal.get('rows')} validation rows "
+                f"({cal.get('oos_rows')} out of scope).")
+        lines += ["", note]
     best = max(routers, key=lambda k: routers[k]["top1_accuracy"])
     conf = routers[best].get("top_confusions") or []
     if conf:
@@ -189,6 +216,22 @@ def _online_section(run: dict[str, Any], out: Path) -> list[str]:
     return lines + ["", "![learning curves](learning_curves.png)"]
 
 
+def _skill_section(run: dict[str, Any]) -> list[str]:
+    res = run["results"]
+    lines = [f"{res.get('n_skills')} skills; {res.get('n_train')} training queries (rerank and abstain threshold "
+             f"fitted there), {res.get('n_test')} test queries. Recall@k, MRR and nDCG@10 over test queries that "
+             "have a gold skill (exact name match); abstaining over all test queries; latency per decision with "
+             "the embedding cache off.", "",
+             "| router | recall@1 | recall@5 | recall@10 | MRR | nDCG@10 | abstain P | abstain R | decision acc | "
+             "p50 ms | p99 ms | index build s |", "|---" * 12 + "|"]
+    for name, m in res["routers"].items():
+        lines.append("| " + " | ".join([name] + [_f(m.get(k)) for k in (
+            "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "abstain_precision", "abstain_recall",
+            "decision_accuracy")] + [_f(m.get("latency_p50_ms"), 1), _f(m.get("latency_p99_ms"), 1),
+                                     _f(m.get("index_build_s"), 1)]) + " |")
+    return lines + [""]
+
+
 def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``report.md`` (and its PNGs) for a stored eval run; returns the Markdown path."""
     out = Path(out_dir)
@@ -204,6 +247,8 @@ def write_report(run: dict[str, Any], out_dir: str | Path) -> Path:
         lines += _tool_graph_section(run, out)
     elif run["kind"] == "online_routing":
         lines += _online_section(run, out)
+    elif run["kind"] == "skill_routing":
+        lines += _skill_section(run)
     else:
         lines += _selection_section(run, out)
     path = out / "report.md"

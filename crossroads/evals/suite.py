@@ -11,7 +11,9 @@ Example::
     settings: {bootstrap: 1000}
 
 Datasets are referenced by path (or ``builtin:NAME``), so a suite can point at a user's own files in
-the same format.
+the same format. ``data.train`` / ``data.test`` (or ``crossroads eval run SUITE --train FILE --test
+FILE``) evaluate on the user's own split: a given test file is used as is, never re-split. Every suite
+kind loads its rows through :func:`resolve_data` and :func:`load_train_test`.
 """
 
 from __future__ import annotations
@@ -24,17 +26,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .._io import file_sha256, read_yaml
 from .._version import __version__
 from ..data import DATA_DIR
 from ..errors import ConfigError, UnknownNameError
 
-__all__ = ["BUILTIN_DATA", "SuiteResult", "SuiteSpec", "load_suite", "run_suite"]
+__all__ = ["BUILTIN_DATA", "DataFiles", "SuiteResult", "SuiteSpec", "load_suite", "load_train_test", "resolve_data",
+           "run_suite"]
+
+T = TypeVar("T")
 
 BUILTIN_DATA: dict[str, tuple[str, Path, Path | None]] = {
     "llmrouter-9models": ("outcomes", DATA_DIR / "routing" / "llmrouter_9models_train.jsonl.gz", None),
@@ -44,6 +49,7 @@ BUILTIN_DATA: dict[str, tuple[str, Path, Path | None]] = {
     "banking77": ("banking77", DATA_DIR / "intent" / "banking77_train.csv.gz", None),
     "twinrouterbench-fixtures": ("fixtures", DATA_DIR / "twinrouterbench", None),
     "self-healing-19": ("scenarios", DATA_DIR / "tools" / "self_healing_router_scenarios_19.json", None),
+    "bfcl-skills": ("skills", DATA_DIR / "skills" / "bfcl_queries.jsonl.gz", DATA_DIR / "skills" / "bfcl_skills.jsonl.gz"),
 }
 """``builtin:NAME`` datasets shipped with crossroads: (format, rows, prices)."""
 
@@ -55,16 +61,29 @@ class _Strict(BaseModel):
 class DataSpec(_Strict):
     """Where the rows come from and how they are split."""
 
-    dataset: str = Field(description="builtin:NAME or a path (relative to the suite file)")
-    format: Literal["outcomes", "clinc150", "banking77", "bank", "fixtures", "scenarios"] | None = Field(
+    dataset: str | None = Field(None, description="builtin:NAME or a path (relative to the suite file); split by "
+                                "test_fraction/seed unless a test file is given")
+    train: str | None = Field(None, description="the user's training file (instead of the dataset)")
+    test: str | None = Field(None, description="the user's test file: evaluated as is, no re-split")
+    format: Literal["outcomes", "clinc150", "banking77", "bank", "fixtures", "scenarios", "skills"] | None = Field(
         None, description="inferred for builtins; bank = a TwinRouterBench question bank JSONL, fixtures = a folder of fixture tasks")
     prices: str | None = Field(None, description="outcomes: JSON prices for files without per-row prices")
+    skills: str | None = Field(None, description="skill_routing: the skill pool (Agent Skills folder, MCP tools/list "
+                               "JSON or OpenAI/BFCL functions), relative to the suite file; builtin: the BFCL pool")
     test_fraction: float = Field(0.2, gt=0, lt=1)
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="share of the training rows held out to choose "
+                                       "operating points (lambda, thresholds) before the test split is scored once")
     seed: int = 0
     limit: int | None = Field(None, ge=10, description="use at most this many rows (small CI versions)")
     strong: str | None = Field(None, description="two-model data: the strong model (for APGR)")
     weak: str | None = Field(None, description="two-model data: the weak model (for APGR)")
     generated: int = Field(0, ge=0, description="tool_graph: also run this many generated compound-failure scenarios")
+
+    @model_validator(mode="after")
+    def _needs_rows(self) -> DataSpec:
+        if self.dataset is None and self.train is None:
+            raise ValueError("give data.dataset (split by test_fraction/seed) or data.train (with data.test)")
+        return self
 
 
 class RouterEntry(_Strict):
@@ -89,11 +108,11 @@ class SuiteSpec(_Strict):
     """A whole suite file."""
 
     name: str
-    kind: Literal["query_routing", "agent_selection", "step_routing", "tool_graph", "online_routing"]
+    kind: Literal["query_routing", "agent_selection", "step_routing", "tool_graph", "online_routing", "skill_routing"]
     description: str = ""
     data: DataSpec
     routers: list[RouterEntry] = Field(min_length=1)
-    settings: SettingsSpec = SettingsSpec()
+    settings: SettingsSpec = SettingsSpec.model_validate({})
 
 
 def load_suite(path: str | Path) -> tuple[SuiteSpec, Path]:
@@ -122,23 +141,140 @@ class SuiteResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _resolve(spec: DataSpec, base: Path) -> tuple[str, Path, Path | None]:
-    if spec.dataset.startswith("builtin:"):
-        name = spec.dataset.split(":", 1)[1]
-        if name not in BUILTIN_DATA:
-            raise UnknownNameError("built-in dataset", name, BUILTIN_DATA)
-        fmt, rows, prices = BUILTIN_DATA[name]
-        return spec.format or fmt, rows, prices
-    rows = Path(spec.dataset)
-    rows = rows if rows.is_absolute() else base / rows
-    if not rows.exists():
-        raise ConfigError(f"dataset {rows} does not exist")
-    if spec.format is None:
-        raise ConfigError(f"data.format is required for {rows} (outcomes, clinc150 or banking77)")
-    prices = None
+@dataclass(frozen=True)
+class DataFiles:
+    """The files a suite reads, resolved: ``dataset`` (split by ``test_fraction``/``seed``) or the user's
+    ``train`` / ``test`` files (a given test file is never re-split), plus optional ``prices``."""
+
+    format: str
+    dataset: Path | None = None
+    train: Path | None = None
+    test: Path | None = None
+    prices: Path | None = None
+
+    @property
+    def user_test(self) -> bool:
+        """True when the test rows come from a file given as such (no seeded split)."""
+        return self.test is not None
+
+    def row_files(self) -> list[Path]:
+        """Every file holding rows (a folder dataset lists its ``*.json`` files)."""
+        out: list[Path] = []
+        for p in (self.dataset if self.train is None else None, self.train, self.test):
+            if p is not None:
+                out += sorted(p.glob("*.json")) if p.is_dir() else [p]
+        return out
+
+    def hashes(self) -> dict[str, str]:
+        """sha256 of every file read, keyed by role and file name."""
+        out: dict[str, str] = {}
+        for role, p in (("dataset", self.dataset if self.train is None else None), ("train", self.train),
+                        ("test", self.test), ("prices", self.prices)):
+            if p is None:
+                continue
+            for f in (sorted(p.glob("*.json")) if p.is_dir() else [p]):
+                out[f.name if role in ("dataset", "prices") else f"{role}:{f.name}"] = file_sha256(f)
+        return out
+
+    def describe(self, spec: DataSpec) -> str:
+        """One line saying where the train and test rows come from (for reports)."""
+        if self.test is not None:
+            src = self.train or self.dataset
+            return f"train: {src.name if src else '?'} (all rows); test: {self.test.name} as given (no re-split)"
+        src = self.train or self.dataset
+        return (f"seeded split of {src.name if src else '?'}: test_fraction {spec.test_fraction}, seed {spec.seed}")
+
+
+def _user_path(value: str, base: Path, what: str) -> Path:
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() else base / p
+    if not p.exists():
+        raise ConfigError(f"{what} {p} does not exist")
+    return p
+
+
+def resolve_data(spec: DataSpec, base: Path) -> DataFiles:
+    """Resolve ``spec`` against the suite's folder ``base``: builtins by name, user files by path; the
+    format comes from ``data.format`` or the builtin dataset. Errors name the missing file or field."""
+    fmt: str | None = spec.format
+    dataset: Path | None = None
+    prices: Path | None = None
+    if spec.dataset is not None:
+        if spec.dataset.startswith("builtin:"):
+            name = spec.dataset.split(":", 1)[1]
+            if name not in BUILTIN_DATA:
+                raise UnknownNameError("built-in dataset", name, BUILTIN_DATA)
+            bfmt, dataset, prices = BUILTIN_DATA[name]
+            fmt = fmt or bfmt
+        else:
+            dataset = _user_path(spec.dataset, base, "dataset")
     if spec.prices:
-        prices = Path(spec.prices) if Path(spec.prices).is_absolute() else base / spec.prices
-    return spec.format, rows, prices
+        prices = _user_path(spec.prices, base, "prices file")
+    train = _user_path(spec.train, base, "training file") if spec.train else None
+    test = _user_path(spec.test, base, "test file") if spec.test else None
+    if fmt is None:
+        where = spec.dataset or spec.train
+        raise ConfigError(f"data.format is required for {where} (one of: outcomes, clinc150, banking77, bank, fixtures, "
+                          "scenarios)")
+    return DataFiles(format=fmt, dataset=dataset, train=train, test=test, prices=prices)
+
+
+def load_train_test(
+    files: DataFiles,
+    spec: DataSpec,
+    *,
+    load: Callable[[Path], T],
+    split: Callable[[T, float, int], tuple[T, T]],
+    subsample: Callable[[T, int, int], T] | None = None,
+) -> tuple[T, T]:
+    """The (train, test) rows a suite kind evaluates, read with the kind's ``load(path)``.
+
+    - A test file (``data.test`` / ``--test``): test = exactly its rows; train = ``data.train`` or,
+      without one, every row of ``data.dataset``. Nothing is re-split.
+    - Otherwise ``split(rows, test_fraction, seed)`` of ``data.train`` or ``data.dataset``.
+
+    ``data.limit`` keeps at most that many rows in all (test gets ``test_fraction`` of them), drawn by
+    ``subsample(rows, n, seed)``; a kind without ``subsample`` refuses a limit.
+    """
+    if files.test is not None:
+        src = files.train or files.dataset
+        if src is None:
+            raise ConfigError(f"a test file ({files.test}) needs training rows too: give data.train / --train or "
+                              "data.dataset")
+        train, test = load(src), load(files.test)
+    else:
+        src = files.train or files.dataset
+        assert src is not None  # DataSpec requires dataset or train
+        train, test = split(load(src), spec.test_fraction, spec.seed)
+    if spec.limit is not None:
+        if subsample is None:
+            raise ConfigError("data.limit / --limit is not supported for this suite kind")
+        n_test = max(5, int(round(spec.limit * spec.test_fraction)))
+        train, test = subsample(train, max(5, spec.limit - n_test), spec.seed), subsample(test, n_test, spec.seed + 1)
+    return train, test
+
+
+def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, test) of a seeded shuffle with ``round(test_fraction * n)`` test rows."""
+    idx = np.random.default_rng(seed).permutation(n)
+    k = max(1, int(round(test_fraction * n)))
+    return idx[k:], idx[:k]
+
+
+def seeded_subsample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``min(size, n)`` rows drawn without replacement (all rows when size >= n)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def _resolve(spec: DataSpec, base: Path) -> tuple[str, Path, Path | None]:
+    """(format, rows, prices) of the dataset, for kinds not yet on :func:`load_train_test`."""
+    files = resolve_data(spec, base)
+    rows = files.train or files.dataset
+    if rows is None:
+        raise ConfigError("data.dataset or data.train is required")
+    return files.format, rows, files.prices
 
 
 def code_version() -> str:
@@ -153,9 +289,7 @@ def code_version() -> str:
 
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.random.default_rng(seed).permutation(n)
-    k = max(1, int(round(test_fraction * n)))
-    return idx[k:], idx[:k]
+    return seeded_split(n, test_fraction, seed)
 
 
 def run_suite(
@@ -166,22 +300,37 @@ def run_suite(
     limit: int | None = None,
     on_router: Callable[[str], None] | None = None,
     include_slow: bool | None = None,
+    train_file: str | Path | None = None,
+    test_file: str | Path | None = None,
+    prices_file: str | Path | None = None,
 ) -> SuiteResult:
     """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``.
 
-    Entries marked ``slow`` run only with ``include_slow`` (default: env ``CROSSROADS_EVAL_SLOW=1``)."""
+    Entries marked ``slow`` run only with ``include_slow`` (default: env ``CROSSROADS_EVAL_SLOW=1``).
+    ``train_file`` / ``test_file`` / ``prices_file`` replace the suite's ``data.train`` / ``data.test`` /
+    ``data.prices`` (paths relative to the current directory); a test file is evaluated as is, with no
+    re-split."""
     if isinstance(suite, SuiteSpec):
         spec, base = suite, base_dir or Path.cwd()
     else:
         spec, base = load_suite(suite)
+    update: dict[str, Any] = {}
     if limit is not None:
-        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"limit": limit})})
-    fmt, rows_path, prices_path = _resolve(spec.data, base)
-    files = sorted(rows_path.glob("*.json")) if rows_path.is_dir() else [rows_path]
-    hashes = {f.name: file_sha256(f) for f in files}
-    if prices_path is not None:
-        hashes[prices_path.name] = file_sha256(prices_path)
-    if embedder is None and spec.kind in ("query_routing", "agent_selection", "online_routing"):
+        update["limit"] = limit
+    for key, value in (("train", train_file), ("test", test_file), ("prices", prices_file)):
+        if value is not None:
+            update[key] = str(Path(value).expanduser().resolve())
+    if update:
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update=update)})
+    files = resolve_data(spec.data, base)
+    if (files.train or files.test) and spec.kind not in USER_SPLIT_KINDS:
+        raise ConfigError(f"suite {spec.name!r}: --train/--test (data.train/data.test) are not supported yet for "
+                          f"{spec.kind} suites; supported: {', '.join(sorted(USER_SPLIT_KINDS))}")
+    fmt, prices_path = files.format, files.prices
+    rows_path = files.train or files.dataset
+    assert rows_path is not None
+    hashes = files.hashes()
+    if embedder is None and spec.kind in ("query_routing", "agent_selection", "online_routing", "skill_routing"):
         from ..agents.embeddings import default_embedder
 
         embedder = default_embedder()
@@ -195,39 +344,63 @@ def run_suite(
         raise ConfigError(f"suite {spec.name!r}: router names must be unique, got {names}")
     progress = on_router or (lambda _: None)
     if spec.kind == "query_routing":
-        if fmt != "outcomes":
-            raise ConfigError(f"suite {spec.name!r}: query_routing needs recorded-outcomes data, not {fmt}")
+        if files.format != "outcomes":
+            raise ConfigError(f"suite {spec.name!r}: query_routing needs recorded-outcomes data, not {files.format}")
         from ..agents.backends.replay import RecordedOutcomes
         from .llm_routers import LLM_QUERY_ROUTERS, evaluate_router_r1
-        from .query_routing import QUERY_ROUTERS, evaluate_query_routers, prepare_query_data
+        from .metrics import CurvePoint, aiq_scores
+        from .query_routing import QUERY_ROUTERS, evaluate_query_routers, outcomes_subset, prepare_query_data
 
         for _, kind, _ in routers:  # fail before any work on an unknown router
             if kind not in QUERY_ROUTERS and kind not in LLM_QUERY_ROUTERS:
                 raise UnknownNameError("query router", kind, {**QUERY_ROUTERS, **LLM_QUERY_ROUTERS})
-        outcomes = RecordedOutcomes.load(rows_path, prices=prices_path)
+
+        def load_outcomes(p: Path) -> RecordedOutcomes:
+            o = RecordedOutcomes.load(p, prices=files.prices)
+            for model_name in (spec.data.strong, spec.data.weak):
+                if model_name is not None and model_name not in o.models:
+                    raise ConfigError(f"suite {spec.name!r}: model {model_name!r} is not in {p.name}; "
+                                      f"models: {', '.join(o.models)}")
+            return o
+
+        def split_outcomes(o: RecordedOutcomes, frac: float, seed: int) -> tuple[RecordedOutcomes, RecordedOutcomes]:
+            if len(o) < 2:
+                raise ConfigError(f"{o.source}: {len(o)} row(s); a train/test split needs at least 2 (or give a test file)")
+            tr, te = seeded_split(len(o), frac, seed)
+            return outcomes_subset(o, np.sort(tr)), outcomes_subset(o, np.sort(te))
+
+        train_o, test_o = load_train_test(
+            files, spec.data, load=load_outcomes, split=split_outcomes,
+            subsample=lambda o, n, seed: outcomes_subset(o, seeded_subsample(len(o), n, seed)))
+        if train_o.models != test_o.models:
+            raise ConfigError(f"suite {spec.name!r}: train and test must score the same models; train: "
+                              f"{', '.join(train_o.models)}; test: {', '.join(test_o.models)}")
         sw = None
         if spec.data.strong or spec.data.weak:
-            for m in (spec.data.strong, spec.data.weak):
-                if m not in outcomes.models:
-                    raise ConfigError(f"suite {spec.name!r}: model {m!r} is not in {rows_path.name}; models: {', '.join(outcomes.models)}")
+            if not (spec.data.strong and spec.data.weak):
+                raise ConfigError(f"suite {spec.name!r}: give both data.strong and data.weak (for APGR)")
             sw = (spec.data.strong, spec.data.weak)
-        data = prepare_query_data(outcomes, embedder, limit=spec.data.limit, seed=spec.data.seed)
-        tr, te = _split(len(data), spec.data.test_fraction, spec.data.seed)
+        train_d = prepare_query_data(train_o, embedder)
+        test_d = prepare_query_data(test_o, embedder, models=train_d.models)
         kw: dict[str, Any] = {}
         if spec.settings.lambdas:
             kw["lambdas"] = spec.settings.lambdas
-        results: dict[str, Any] = {"routers": {}}
-        for r in routers:
-            progress(r[0])
-            if r[1] in LLM_QUERY_ROUTERS:  # through the router protocol, on a sample
-                results["routers"][r[0]] = evaluate_router_r1(data.subset(tr), data.subset(te), outcomes, r[2],
-                                                              seed=spec.data.seed)
-                continue
-            one = evaluate_query_routers(data.subset(tr), data.subset(te), [r], bootstrap=spec.settings.bootstrap,
+        learned = [r for r in routers if r[1] not in LLM_QUERY_ROUTERS]
+        results = evaluate_query_routers(train_d, test_d, learned, bootstrap=spec.settings.bootstrap,
                                          latency_embedder=embedder, latency_samples=spec.settings.latency_samples,
-                                         strong_weak=sw, **kw)
-            results["routers"].update(one.pop("routers"))
-            results.update(one)
+                                         strong_weak=sw, validation_fraction=spec.data.validation_fraction,
+                                         seed=spec.data.seed, on_router=progress, **kw)
+        for r in routers:
+            if r[1] in LLM_QUERY_ROUTERS:  # through the router protocol, on a sample
+                progress(r[0])
+                results["routers"][r[0]] = evaluate_router_r1(train_d, test_d, train_o, r[2], seed=spec.data.seed)
+        if len(results["routers"]) > len(learned):  # one AIQ for the whole run: the shared max cost
+            curves = {k: [CurvePoint(p["cost"], p["quality"]) for p in v["points"]] for k, v in results["routers"].items()}
+            aiqs, results["aiq_max_cost"] = aiq_scores(curves)
+            for k, v in aiqs.items():
+                results["routers"][k]["aiq"] = v
+        results["routers"] = {r[0]: results["routers"][r[0]] for r in routers}  # suite order
+        results["split"] = files.describe(spec.data)
     elif spec.kind == "online_routing":
         from ..agents.backends.replay import RecordedOutcomes
         from .online import ONLINE_ROUTERS, evaluate_online, latency_learning_on_off
@@ -236,17 +409,24 @@ def run_suite(
         for _, kind, _ in routers:
             if kind not in ONLINE_ROUTERS:
                 raise UnknownNameError("online router", kind, ONLINE_ROUTERS)
-        data = prepare_query_data(RecordedOutcomes.load(rows_path, prices=prices_path), embedder,
-                                  limit=spec.data.limit, seed=spec.data.seed)
-        tr, te = _split(len(data), spec.data.test_fraction, spec.data.seed)
-        train, stream = data.subset(tr), data.subset(te)
+        from .query_routing import outcomes_subset
+
+        def split_stream(o: RecordedOutcomes, frac: float, seed: int) -> tuple[RecordedOutcomes, RecordedOutcomes]:
+            tr, te = seeded_split(len(o), frac, seed)
+            return outcomes_subset(o, tr), outcomes_subset(o, te)
+
+        train_o, stream_o = load_train_test(
+            files, spec.data, load=lambda p: RecordedOutcomes.load(p, prices=files.prices), split=split_stream,
+            subsample=lambda o, n, seed: outcomes_subset(o, seeded_subsample(len(o), n, seed)))
+        train_q = prepare_query_data(train_o, embedder)
+        stream_q = prepare_query_data(stream_o, embedder, models=train_q.models)
         for label, _, _ in routers:
             progress(label)
-        results = evaluate_online(train, stream, routers, embedder, window=max(10, min(200, len(stream) // 5)),
+        results = evaluate_online(train_q, stream_q, routers, embedder, window=max(10, min(200, len(stream_q) // 5)),
                                   seed=spec.data.seed)
         if spec.settings.latency_samples:
             results["latency_learning_on_off"] = latency_learning_on_off(
-                train, stream, embedder, requests=max(100, spec.settings.latency_samples))
+                train_q, stream_q, embedder, requests=max(100, spec.settings.latency_samples))
     elif spec.kind == "tool_graph":
         from ..agents.backends.optional import missing_backend_note
         from .tool_graph import default_escalation, generate_scenarios, load_scenarios, react_controller, run_scenarios
@@ -282,12 +462,24 @@ def run_suite(
                                 escalation=escalation)
             results["generated"] = {"n": gen["n"], "feasible": gen["feasible"],
                                     "routers": {k: {x: y for x, y in m.items() if x != "scenarios"} for k, m in gen["routers"].items()}}
+    elif spec.kind == "skill_routing":
+        from .skill_routing import run_skill_suite
+
+        if fmt != "skills":
+            raise ConfigError(f"suite {spec.name!r}: skill_routing needs skill queries (format: skills), not {fmt}")
+        # data.dataset: the queries (JSONL with a train/test "split" field); data.skills: the pool
+        pool = prices_path
+        if spec.data.skills:
+            pool = Path(spec.data.skills) if Path(spec.data.skills).is_absolute() else base / spec.data.skills
+        results = run_skill_suite(pool, rows_path, routers, embedder,
+                                  latency_samples=spec.settings.latency_samples, limit=spec.data.limit,
+                                  seed=spec.data.seed, progress=progress)
     elif spec.kind == "step_routing":
         from .metrics import percentile
         from .step_routing import fixtures_to_bank, load_bank, predict_tiers, score_bank
 
         if fmt == "fixtures":
-            bank = fixtures_to_bank(files)
+            bank = fixtures_to_bank(files.row_files())
         elif fmt == "bank":
             bank = load_bank(rows_path)
         else:
@@ -301,37 +493,35 @@ def run_suite(
                       "errored": sum(1 for v in preds.values() if v is None)})
             results["routers"][label] = m
     else:
-        from .agent_selection import AGENT_ROUTERS, IntentData, evaluate_agent_routers, load_banking77, load_clinc150
+        from .agent_selection import agent_router_kind, evaluate_agent_routers, limit_selection_data, prepare_selection_data
         from .llm_routers import LLM_AGENT_ROUTERS, evaluate_reasoning_router
 
-        for _, kind, _ in routers:
-            if kind not in AGENT_ROUTERS and kind not in LLM_AGENT_ROUTERS:
-                raise UnknownNameError("agent-selection router", kind, {**AGENT_ROUTERS, **LLM_AGENT_ROUTERS})
-        if fmt == "clinc150":
-            train, test = load_clinc150(rows_path)
-        elif fmt == "banking77":
-            train, test = load_banking77(rows_path, test_fraction=spec.data.test_fraction, seed=spec.data.seed)
-        else:
+        for _, kind, _ in routers:  # fail before any work on an unknown router
+            if kind not in LLM_AGENT_ROUTERS:
+                agent_router_kind(kind, also=LLM_AGENT_ROUTERS)
+        if fmt not in ("clinc150", "banking77"):
             raise ConfigError(f"suite {spec.name!r}: agent_selection needs clinc150 or banking77 data, not {fmt}")
+
+        def user_file(name: str) -> Path | None:
+            v = getattr(spec.data, name, None)
+            if not v:
+                return None
+            f = Path(v) if Path(v).is_absolute() else base / v
+            if not f.exists():
+                raise ConfigError(f"suite {spec.name!r}: data.{name} file {f} does not exist")
+            return f
+
+        sel = prepare_selection_data(fmt, rows_path, train_file=user_file("train"), test_file=user_file("test"),
+                                     test_fraction=spec.data.test_fraction, seed=spec.data.seed)
         if spec.data.limit is not None:
-            rng = np.random.default_rng(spec.data.seed)
-            n_te = max(5, int(spec.data.limit * len(test) / (len(train) + len(test))))
-
-            def sub(d: IntentData, n: int) -> IntentData:
-                keep = np.sort(rng.choice(len(d), size=min(n, len(d)), replace=False))
-                return IntentData([d.texts[i] for i in keep], [d.labels[i] for i in keep], d.source)
-
-            train, test = sub(train, spec.data.limit - n_te), sub(test, n_te)
-            known = set(train.labels)
-            test = IntentData([t for t, l in zip(test.texts, test.labels) if l in known],
-                              [l for l in test.labels if l in known], test.source)
+            sel = limit_selection_data(sel, spec.data.limit, seed=spec.data.seed)
         results = {"routers": {}}
         for r in routers:
             progress(r[0])
             if r[1] in LLM_AGENT_ROUTERS:  # through the router protocol, on a sample
-                results["routers"][r[0]] = evaluate_reasoning_router(train, test, r[2], embedder, seed=spec.data.seed)
+                results["routers"][r[0]] = evaluate_reasoning_router(sel.fit, sel.test, r[2], embedder, seed=spec.data.seed)
                 continue
-            one = evaluate_agent_routers(train, test, [r], embedder, bootstrap=spec.settings.bootstrap,
+            one = evaluate_agent_routers(sel, [r], embedder, bootstrap=spec.settings.bootstrap,
                                          latency_samples=spec.settings.latency_samples, seed=spec.data.seed)
             results["routers"].update(one.pop("routers"))
             results.update(one)
@@ -356,10 +546,15 @@ def _react_model(params: dict[str, Any]) -> Any:
     raise ConfigError(f"react baseline: unknown model {params.get('model')!r}; supported: local")
 
 
+USER_SPLIT_KINDS = {"query_routing", "online_routing"}
+"""Suite kinds that read ``data.train`` / ``data.test`` through :func:`load_train_test` (a kind's engineer
+adds it here when its branch of :func:`run_suite` does)."""
+
+
 def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
     routers = results["routers"]
     if kind == "query_routing":
-        real = {k: v for k, v in routers.items() if k != "oracle"}
+        real = {k: v for k, v in routers.items() if v.get("registered_as") != "eval-only"} or routers
         best = max(real, key=lambda k: (np.nan_to_num(real[k]["quality_at_half_cost"], nan=-1.0)))
         return {"best_single_model": results["best_single_model"], "best_single_quality": results["best_single_quality"],
                 "best_router_at_half_cost": best, "its_quality": real[best]["quality_at_half_cost"],
@@ -371,6 +566,8 @@ def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
     if kind == "tool_graph":
         return {k: {"correct": f"{v['correct']}/{v['n']}", "llm_calls": v["llm_calls"], "silent_failures": v["silent_failures"]}
                 for k, v in routers.items()}
+    if kind == "skill_routing":
+        return {k: {m: v.get(m) for m in ("recall@1", "recall@10", "mrr", "latency_p50_ms")} for k, v in routers.items()}
     if kind == "step_routing":
         real = {k: v for k, v in routers.items() if k != "gold"}
         best = max(real, key=lambda k: np.nan_to_num(real[k]["combined"], nan=-1e9))

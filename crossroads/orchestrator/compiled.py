@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,7 +240,8 @@ class CompiledFlow:
         return cfg
 
     def _start(self, text: Any, thread_id: str | None, metadata: Mapping[str, Any] | None,
-               config: Mapping[str, Any] | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+               config: Mapping[str, Any] | None,
+               messages: Sequence[Any] | None = None) -> tuple[str, dict[str, Any], dict[str, Any]]:
         text, replaced = validate_input(text, max_chars=self.max_input_chars)  # before anything runs or is written
         run_id = uuid.uuid4().hex
         thread = thread_id or run_id
@@ -254,6 +256,14 @@ class CompiledFlow:
         payload = {"run_id": run_id, "input": text, "metadata": dict(metadata or {}), "output": None,
                    "steps": RESET, "cost_usd": RESET, "decisions": RESET_BRANCHES,
                    "branches": RESET_BRANCHES, "messages": [HumanMessage(content=text)]}
+        if messages:  # the whole conversation to run on (e.g. a served chat request), the input its last user text
+            from ..agents.lc import from_lc_message, to_lc_message
+
+            convo = [from_lc_message(m) for m in messages]
+            # the same checks as the input: the whole conversation within the size limit, valid Unicode
+            validate_input("".join(m.content for m in convo), max_chars=self.max_input_chars)
+            convo = [dataclasses.replace(m, content=validate_input(m.content, max_chars=None)[0]) for m in convo]
+            payload["messages"] = [to_lc_message(m) for m in convo]
         return run_id, payload, self._config(thread, config)
 
     def _resume_check(self, thread_id: str, snapshot: Any) -> str:
@@ -306,9 +316,10 @@ class CompiledFlow:
         return self._finish(run_id, cfg["configurable"]["thread_id"], final)
 
     async def ainvoke(self, input: str, *, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None,
-                      config: Mapping[str, Any] | None = None) -> RunResult:
-        """Async :meth:`invoke`; many runs can proceed concurrently."""
-        run_id, payload, cfg = self._start(input, thread_id, metadata, config)
+                      config: Mapping[str, Any] | None = None, messages: Sequence[Any] | None = None) -> RunResult:
+        """Async :meth:`invoke`; many runs can proceed concurrently. ``messages`` (crossroads or
+        OpenAI-style messages) replaces the default conversation ``[user: input]``."""
+        run_id, payload, cfg = self._start(input, thread_id, metadata, config, messages)
         with self._failure_recorded(run_id):
             graph = await self._agraph()
             final = await graph.ainvoke(payload, cfg)
@@ -404,8 +415,6 @@ class CompiledFlow:
             return StreamChunk(kind="token", run_id=run_id, delta=item["delta"], node=item["node"],
                                branch=bool(item.get("branch")))
         if kind == "decision":
-            from .compiled import RunDecision
-
             return StreamChunk(kind="decision", run_id=run_id, node=item["node"],
                                decision=RunDecision.from_state(item["decision"]))
         if kind == "usage":
@@ -420,11 +429,12 @@ class CompiledFlow:
 
     async def astream_chunks(self, input: str, *, thread_id: str | None = None,
                              metadata: Mapping[str, Any] | None = None,
-                             config: Mapping[str, Any] | None = None) -> AsyncIterator[StreamChunk]:
+                             config: Mapping[str, Any] | None = None,
+                             messages: Sequence[Any] | None = None) -> AsyncIterator[StreamChunk]:
         """Run the flow and yield :class:`StreamChunk` items: decisions, token deltas as model targets
         produce them (their backend's ``astream``; other targets send their output as one delta), and
         a last ``end`` chunk with the output, usage and :class:`RunResult`."""
-        run_id, payload, cfg = self._start(input, thread_id, metadata, config)
+        run_id, payload, cfg = self._start(input, thread_id, metadata, config, messages)
         cfg = self._chunk_config(cfg)
         final: dict[str, Any] = {}
         calls: list[CallUsage] = []

@@ -70,8 +70,10 @@ class ModelSpec(_Strict):
     dataset: str | None = Field(None, description="replay: a built-in dataset name or a JSONL path")
     prices: str | None = Field(None, description="replay: JSON prices file for datasets without prices")
     path: str | None = Field(None, description="llama_cpp: a GGUF file (default: the SmolLM2-135M-Instruct package)")
-    timeout_s: float = Field(60.0, gt=0)
-    retries: int = Field(2, ge=0)
+    timeout_s: float = Field(60.0, gt=0, description="per-read timeout")
+    deadline_s: float | None = Field(None, gt=0, description="total time for one call (default: 2 x timeout_s)")
+    retries: int = Field(2, ge=0, description="retries of this model (a fallback without it uses the primary's)")
+    cost: CostSpec | None = Field(None, description="this model's price (needed for models litellm does not know)")
     fallbacks: list[ModelSpec] = []
 
 

@@ -17,10 +17,11 @@ from typing import Annotated, Any, TypedDict, get_type_hints
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError
 
-__all__ = ["BRANCH_KEY", "RESET", "RESET_BRANCHES", "FlowState", "check_state_schema", "merge_branches"]
+__all__ = ["BRANCH_KEY", "RESET", "RESET_BRANCHES", "FlowState", "FlowStateModel", "check_state_schema", "merge_branches"]
 
 BRANCH_KEY = "__branch__"
 """Key of the Send payload that tells a target node it runs as one branch of a fan-out."""
@@ -74,10 +75,33 @@ class FlowState(TypedDict, total=False):
     """Every routing decision of this run: id, router, source, chosen targets, scores, rationale, cost."""
 
 
+class FlowStateModel(BaseModel):
+    """:class:`FlowState` as a pydantic model: subclass it for a pydantic state
+    (``class Ticket(FlowStateModel): ticket: str = ""``; ``Flow(state_schema=Ticket)``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    run_id: str = ""
+    input: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    messages: Annotated[list[AnyMessage], add_messages] = Field(default_factory=list)
+    output: Annotated[str | None, _last] = None
+    branches: Annotated[list[dict[str, Any]], merge_branches] = Field(default_factory=list)
+    steps: Annotated[int, _add] = 0
+    cost_usd: Annotated[float, _add] = 0.0
+    decisions: Annotated[list[dict[str, Any]], merge_branches] = Field(default_factory=list)
+
+
 def check_state_schema(schema: Any) -> type:
-    """Accept ``FlowState`` or a user TypedDict that extends it (every base key with the same type)."""
+    """Accept ``FlowState``, a user TypedDict that extends it (every base key with the same type), or
+    a pydantic model extending :class:`FlowStateModel`."""
     if schema is None:
         return FlowState
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        if not issubclass(schema, FlowStateModel):
+            raise ConfigError(f"state_schema {schema.__name__} must extend crossroads.FlowStateModel "
+                              f"(class {schema.__name__}(FlowStateModel): ...)")
+        return schema
     if not isinstance(schema, type) or not issubclass(schema, Mapping) and not hasattr(schema, "__annotations__"):
         raise ConfigError(f"state_schema must be a TypedDict class extending crossroads.FlowState, got {schema!r}")
     try:

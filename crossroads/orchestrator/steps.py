@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.types import Command, Send
+from pydantic import BaseModel
 
 from ..agents.lc import from_lc_message, to_lc_message
 from ..agents.targets import Target
@@ -81,10 +82,17 @@ class _Node(Runnable[Any, Any]):
         self._afunc = afunc
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self._func(input, config or {})
+        return self._func(_as_dict(input), config or {})
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return await self._afunc(input, config or {})
+        return await self._afunc(_as_dict(input), config or {})
+
+
+def _as_dict(state: Any) -> Any:
+    """A pydantic state (``FlowStateModel``) as the mapping the nodes read."""
+    if isinstance(state, BaseModel):
+        return {k: getattr(state, k) for k in type(state).model_fields}
+    return state
 
 
 def latest_text(state: Mapping[str, Any]) -> str:
@@ -152,7 +160,9 @@ def make_node(target: Target, recorder: Recorder, *, max_steps: int, is_merge: b
 
     def update_of(state: Mapping[str, Any], result: TargetResult) -> dict[str, Any]:
         messages = [to_lc_message(m) for m in result.messages]
-        messages.append(AIMessage(content=result.output, name=name))
+        asked = tuple(result.metadata.get("tool_calls") or ())  # a model's tool calls for the caller's tools
+        messages.append(to_lc_message(Message(role="assistant", content=result.output, name=name, tool_calls=asked))
+                        if asked else AIMessage(content=result.output, name=name))
         update: dict[str, Any] = {**result.update, "messages": messages, "output": result.output, "steps": 1,
                                   "cost_usd": result.cost_usd}
         branch = state.get(BRANCH_KEY)

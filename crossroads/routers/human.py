@@ -21,6 +21,7 @@ class HumanRouter(Router):
     """
 
     name = "human"
+    blocking = False  # decides in microseconds: no worker thread in async runs
     interactive: ClassVar[bool] = True
     """The orchestrator gives interactive routers a decision node of their own, so resuming does
     not re-run the node before the choice."""

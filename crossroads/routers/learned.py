@@ -95,7 +95,7 @@ class KNNPredictor(QualityPredictor):
 
 def _adam(params: list[np.ndarray], grads: list[np.ndarray], m: list[np.ndarray], v: list[np.ndarray], t: int,
           lr: float) -> None:
-    for p, g, mi, vi in zip(params, grads, m, v):
+    for p, g, mi, vi in zip(params, grads, m, v, strict=True):
         mi *= 0.9
         mi += 0.1 * g
         vi *= 0.999
@@ -246,6 +246,8 @@ class LearnedRouter(UsesEmbedder, Router):
         self.willingness = willingness
         self._embedder = embedder
         self._col = {t: i for i, t in enumerate(self.targets)}
+        self.extra_meta: dict[str, Any] = {}
+        """What :meth:`load` read beyond the predictor (e.g. a cascade's ``threshold``)."""
 
     @classmethod
     def train(cls, kind: str, X: np.ndarray, Y: np.ndarray, *, targets: Sequence[str],
@@ -285,17 +287,23 @@ class LearnedRouter(UsesEmbedder, Router):
 
     def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
         preds = self.predictor.predict(self.embedder.embed([c.query for c in contexts]))
-        return [self._decision(c, p) for c, p in zip(contexts, preds)]
+        return [self._decision(c, p) for c, p in zip(contexts, preds, strict=True)]
 
     def referenced_targets(self) -> set[str]:
         return set()
+
+    def save_meta(self) -> dict[str, Any]:
+        """Extra fields a subclass stores with the predictor (e.g. the cascade's threshold)."""
+        return {}
 
     def save(self, path: str | Path) -> Path:
         """Write the trained router as one ``.npz`` file."""
         path = Path(path)
         meta = {"format": "crossroads.learned_router/1", "kind": self.predictor.kind, "params": self.predictor.params(),
-                "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label}
-        np.savez_compressed(path, __meta__=np.array(json.dumps(meta)), **self.predictor.state())
+                "targets": self.targets, "costs": self.costs, "willingness": self.willingness, "label": self.label,
+                **self.save_meta()}
+        arrays: dict[str, Any] = {"__meta__": np.array(json.dumps(meta)), **self.predictor.state()}
+        np.savez_compressed(path, **arrays)
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
     @classmethod
@@ -312,7 +320,9 @@ class LearnedRouter(UsesEmbedder, Router):
             raise ConfigError(f"{path} is not a crossroads trained-router file: {exc}") from exc
         predictor = PREDICTORS[meta["kind"]].from_state(arrays, meta["params"])
         kw = {"willingness": meta["willingness"], "label": meta.get("label"), **overrides}
-        return cls(predictor, meta["targets"], meta["costs"], **kw)
+        router = cls(predictor, meta["targets"], meta["costs"], **kw)
+        router.extra_meta = {k: v for k, v in meta.items() if k in ("router", "threshold")}
+        return router
 
 
 @register_router()
@@ -326,131 +336,3 @@ class TrainedRouter(LearnedRouter):
         super().__init__(loaded.predictor, loaded.targets, loaded.costs,
                          willingness=loaded.willingness if willingness is None else willingness,
                          label=label or loaded.label)
-
-
-class SoftmaxClassifier:
-    """An MLP (one hidden ReLU layer, dropout) with a softmax over classes, trained with Adam on
-    cross-entropy with label smoothing: the agent-selection head over query embeddings."""
-
-    def __init__(self, hidden: int = 512, epochs: int = 40, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 dropout: float = 0.2, smoothing: float = 0.05, batch: int = 64, seed: int = 0) -> None:
-        self.hidden, self.epochs, self.lr, self.wd = hidden, epochs, lr, weight_decay
-        self.dropout, self.smoothing, self.batch, self.seed = dropout, smoothing, batch, seed
-        self.classes: list[str] = []
-        self.W: list[np.ndarray] = []
-
-    def fit(self, X: np.ndarray, labels: Sequence[str]) -> SoftmaxClassifier:
-        rng = np.random.default_rng(self.seed)
-        self.classes = sorted(set(labels))
-        index = {c: i for i, c in enumerate(self.classes)}
-        y = np.array([index[l] for l in labels])
-        X = np.asarray(X, np.float32)
-        d, k = X.shape[1], len(self.classes)
-        W1 = rng.normal(0, np.sqrt(2 / d), (d, self.hidden)).astype(np.float32)
-        b1 = np.zeros(self.hidden, np.float32)
-        W2 = rng.normal(0, np.sqrt(1 / self.hidden), (self.hidden, k)).astype(np.float32)
-        b2 = np.zeros(k, np.float32)
-        params = [W1, b1, W2, b2]
-
-        def grads(i: np.ndarray) -> list[np.ndarray]:
-            x = X[i]
-            h = np.maximum(x @ W1 + b1, 0)
-            mask = (rng.random(h.shape) >= self.dropout).astype(np.float32) / (1 - self.dropout)
-            hd = h * mask
-            logits = hd @ W2 + b2
-            logits -= logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            p /= p.sum(axis=1, keepdims=True)
-            target = np.full_like(p, self.smoothing / k)
-            target[np.arange(len(i)), y[i]] += 1 - self.smoothing
-            g = (p - target) / len(i)
-            gh = (g @ W2.T) * mask * (h > 0)
-            return [x.T @ gh + self.wd * W1, gh.sum(0), hd.T @ g + self.wd * W2, g.sum(0)]
-
-        _train_adam(params, len(X), grads, epochs=self.epochs, batch=self.batch, lr=self.lr, rng=rng)
-        self.W = params
-        return self
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, classes), columns in ``self.classes`` order."""
-        W1, b1, W2, b2 = self.W
-        logits = np.maximum(np.asarray(X, np.float32) @ W1 + b1, 0) @ W2 + b2
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {f"W{i}": w for i, w in enumerate(self.W)}
-
-
-@register_router()
-class ClassifierRouter(UsesEmbedder, Router):
-    """Chooses agents with a :class:`SoftmaxClassifier` over the query embedding; scores are class
-    probabilities. When the head's out-of-scope class wins, the ``fallback`` candidate is chosen.
-
-    Load a trained one in YAML with ``type: classifier, params: {path: agents.npz, fallback: general}``.
-    """
-
-    name = "classifier"
-    OOS = "oos"
-
-    def __init__(self, path: str | None = None, *, classifier: SoftmaxClassifier | None = None,
-                 fallback: str | None = None, embedder: Any = None, label: str | None = None) -> None:
-        super().__init__(label=label)
-        if classifier is None:
-            if path is None:
-                raise ConfigError("classifier router needs a trained file: params: {path: ...} (crossroads train classifier)")
-            classifier = self.load_classifier(path)
-        self.classifier = classifier
-        self.fallback = fallback
-        self._embedder = embedder
-
-    def referenced_targets(self) -> set[str]:
-        return {self.fallback} if self.fallback else set()
-
-    def _decision(self, ctx: RouteContext, probs: np.ndarray) -> Decision:
-        col = {c: i for i, c in enumerate(self.classifier.classes)}
-        scores = {c: float(probs[col[c]]) if c in col else 0.0 for c in ctx.candidate_names}
-        known = [c for c in ctx.candidate_names if c in col]
-        if not known:
-            raise RoutingError(f"classifier {self.label!r} knows none of the candidates {', '.join(ctx.candidate_names)}",
-                               router=self.label, candidates=ctx.candidate_names)
-        best = max(known, key=scores.__getitem__)
-        oos_p = float(probs[col[self.OOS]]) if self.OOS in col else 0.0
-        if self.fallback and oos_p > scores[best]:
-            return Decision(targets=(self.fallback,), scores=scores, router=self.label,
-                            rationale=f"out of scope (p={oos_p:.3f} > {best} {scores[best]:.3f}); fallback",
-                            metadata={"oos_probability": oos_p})
-        return self.decide(scores, rationale=f"classifier: {best} p={scores[best]:.3f}", metadata={"oos_probability": oos_p})
-
-    def route(self, ctx: RouteContext) -> Decision:
-        return self._decision(ctx, self.classifier.predict_proba(self.embedder.embed_one(ctx.query)[None])[0])
-
-    def route_batch(self, contexts: Sequence[RouteContext]) -> list[Decision]:
-        probs = self.classifier.predict_proba(self.embedder.embed([c.query for c in contexts]))
-        return [self._decision(c, p) for c, p in zip(contexts, probs)]
-
-    def save(self, path: str | Path) -> Path:
-        """Write the classifier as one ``.npz`` file."""
-        c = self.classifier
-        meta = {"format": "crossroads.classifier/1", "classes": c.classes,
-                "params": {"hidden": c.hidden, "epochs": c.epochs, "lr": c.lr, "weight_decay": c.wd,
-                           "dropout": c.dropout, "smoothing": c.smoothing, "batch": c.batch, "seed": c.seed}}
-        np.savez_compressed(Path(path), __meta__=np.array(json.dumps(meta)), **c.state())
-        return Path(path)
-
-    @staticmethod
-    def load_classifier(path: str | Path) -> SoftmaxClassifier:
-        """Read a classifier written by :meth:`save`."""
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"trained classifier file {path} does not exist; create it with 'crossroads train classifier'")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["__meta__"]))
-                clf = SoftmaxClassifier(**meta["params"])
-                clf.classes = list(meta["classes"])
-                clf.W = [z[f"W{i}"] for i in range(4)]
-        except (ValueError, KeyError, OSError) as exc:
-            raise ConfigError(f"{path} is not a crossroads classifier file: {exc}") from exc
-        return clf

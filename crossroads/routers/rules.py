@@ -119,6 +119,7 @@ class RulesRouter(Router):
     """First matching rule wins; ``default`` (if set) catches everything else."""
 
     name = "rules"
+    blocking = False  # decides in microseconds: no worker thread in async runs
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ class FixedRouter(Router):
     """Always chooses the same target(s)."""
 
     name = "fixed"
+    blocking = False  # decides in microseconds: no worker thread in async runs
 
     def __init__(self, target: str | list[str], *, label: str | None = None) -> None:
         super().__init__(label=label)
@@ -49,6 +50,7 @@ class RandomRouter(Router):
     """Chooses uniformly at random among available candidates (seeded for reproducibility)."""
 
     name = "random"
+    blocking = False  # decides in microseconds: no worker thread in async runs
 
     def __init__(self, seed: int | None = 0, k: int = 1, *, label: str | None = None) -> None:
         super().__init__(label=label)
@@ -71,6 +73,7 @@ class CheapestRouter(Router):
     """Chooses the available candidate with the lowest estimated cost for this query."""
 
     name = "cheapest"
+    blocking = False  # decides in microseconds: no worker thread in async runs
 
     def __init__(self, output_tokens: int = DEFAULT_OUTPUT_TOKENS, *, label: str | None = None) -> None:
         super().__init__(label=label)
@@ -90,6 +93,7 @@ class MostCapableRouter(Router):
     """Chooses the available candidate with the highest expected quality (ties: cheaper wins)."""
 
     name = "most_capable"
+    blocking = False  # decides in microseconds: no worker thread in async runs
 
     def route(self, ctx: RouteContext) -> Decision:
         tin = count_tokens_rough(ctx.query)

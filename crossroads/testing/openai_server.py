@@ -1,7 +1,12 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 that misbehaves on purpose.
 
 Each request consumes the next mode from a script (then ``default``): ``ok``, ``500``, ``429``,
-``hang`` (sleeps ``hang_s``), ``garbage`` (invalid JSON), ``drop`` (a stream that breaks off), ``400``.
+``400``, ``hang`` (sleeps ``hang_s``), ``garbage`` (invalid JSON), ``drop`` (a stream that breaks off),
+``close`` (closes the connection without answering), ``trickle`` (sends the headers, then one byte of
+leading whitespace every ``trickle_s`` for ``trickle_for_s``, then the reply: no read ever times out).
+Streams send one chunk per word (``stream_delay_s`` before each) and, when the request asks for
+``stream_options.include_usage``, a last chunk with the usage. :meth:`refused_url` is a URL where
+nothing listens (connection refused). Every reply closes its connection (no keep-alive).
 
 Example::
 
@@ -12,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -47,12 +53,17 @@ class ScriptedOpenAIServer:
     """Serve ``/v1/chat/completions`` and ``/v1/models`` with scripted failures."""
 
     def __init__(self, script: Iterable[str] = (), *, default: str = "ok", hang_s: float = 5.0,
-                 reply: Callable[[list[dict[str, Any]]], Any] = _echo, model_names: Iterable[str] = ("fake",)) -> None:
+                 reply: Callable[[list[dict[str, Any]]], Any] = _echo, model_names: Iterable[str] = ("fake",),
+                 stream_delay_s: float = 0.0, trickle_s: float = 0.5, trickle_for_s: float = 20.0) -> None:
         self.script: deque[str] = deque(script)
         self.default = default
         self.hang_s = hang_s
+        self.trickle_s = trickle_s
+        self.trickle_for_s = trickle_for_s
         self.reply = reply
         self.model_names = list(model_names)
+        self.stream_delay_s = stream_delay_s
+        """Pause before each streamed word (a slow model: the first token comes well before the last)."""
         self.requests: list[dict[str, Any]] = []
         self.headers: list[Headers] = []
         self._lock = threading.Lock()
@@ -64,6 +75,14 @@ class ScriptedOpenAIServer:
         """Base URL ending in ``/v1``."""
         assert self._server is not None, "server not started"
         return f"http://127.0.0.1:{self._server.server_port}/v1"
+
+    @staticmethod
+    def refused_url() -> str:
+        """A ``/v1`` URL on 127.0.0.1 where nothing listens: connecting is refused."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1"
 
     def next_mode(self) -> str:
         with self._lock:
@@ -82,6 +101,10 @@ class ScriptedOpenAIServer:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                # no keep-alive: a client's pooled connection must never outlive this server and reach
+                # the next one that gets the same port (a spurious failure in someone else's test)
+                self.send_header("Connection", "close")
+                self.close_connection = True
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -93,6 +116,12 @@ class ScriptedOpenAIServer:
                     self._send(404, b'{"error": {"message": "not found"}}')
 
             def do_POST(self) -> None:
+                try:
+                    self._post()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a deadline): fine
+                    self.close_connection = True
+
+            def _post(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 with outer._lock:
@@ -102,6 +131,10 @@ class ScriptedOpenAIServer:
                 if mode in ("500", "429", "400"):
                     err = {"error": {"message": f"scripted {mode}", "type": "server_error", "code": mode}}
                     self._send(int(mode), json.dumps(err).encode())
+                    return
+                if mode == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if mode == "hang":
                     time.sleep(outer.hang_s)
@@ -114,7 +147,8 @@ class ScriptedOpenAIServer:
                 text = (reply.get("content") or "") if isinstance(reply, dict) else reply
                 model = payload.get("model", "fake")
                 if payload.get("stream"):
-                    self._stream(text, model, drop=(mode == "drop"))
+                    usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+                    self._stream(text, model, drop=(mode == "drop"), usage=usage)
                     return
                 body = {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
@@ -126,15 +160,33 @@ class ScriptedOpenAIServer:
                                                  for c in tool_calls]} if tool_calls else {})}}],
                     "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split()), "total_tokens": 11 + len(text.split())},
                 }
-                self._send(200, json.dumps(body).encode())
+                data = json.dumps(body).encode()
+                if mode == "trickle":
+                    pad = max(1, int(outer.trickle_for_s / outer.trickle_s))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(pad + len(data)))
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                    self.end_headers()
+                    for _ in range(pad):  # JSON allows leading whitespace: the body stays valid
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(outer.trickle_s)
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    return
+                self._send(200, data)
 
-            def _stream(self, text: str, model: str, drop: bool) -> None:
+            def _stream(self, text: str, model: str, drop: bool, usage: bool = False) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 words = text.split(" ")
                 for i, w in enumerate(words):
+                    if outer.stream_delay_s:
+                        time.sleep(outer.stream_delay_s)
                     if drop and i == len(words) // 2:
                         self.wfile.write(b"data: {\"choices\": [{\"delta\": {\"cont")
                         self.wfile.flush()
@@ -147,6 +199,10 @@ class ScriptedOpenAIServer:
                 end = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                 self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
+                if usage:  # OpenAI's stream_options.include_usage: a last chunk with no choices
+                    last = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+                            "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}}
+                    self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from ..errors import TraceSchemaVersionError, TraceStoreCorruptError, TraceStoreError, TraceStoreForeignError
@@ -139,13 +140,24 @@ def peek_sqlite(path: Path, timeout_s: float) -> DbState | None:
     try:
         conn = connect_read_only(path, timeout_s)
     except sqlite3.DatabaseError as exc:
+        if is_contention(exc):
+            raise
         raise _unreadable(str(path), exc) from exc
     try:
         return _state_from_dbapi(conn)
     except sqlite3.DatabaseError as exc:
+        if is_contention(exc):
+            raise
         raise _unreadable(str(path), exc) from exc
     finally:
         conn.close()
+
+
+def is_contention(exc: BaseException) -> bool:
+    """SQLite's "database is locked"/"busy": another process holds the file, it is not damaged."""
+    orig = getattr(exc, "orig", None)
+    msg = str(orig if orig is not None else exc).lower()
+    return isinstance(exc, (sqlite3.OperationalError, OperationalError)) and ("locked" in msg or "busy" in msg)
 
 
 def _state_from_dbapi(conn: sqlite3.Connection) -> DbState:
@@ -236,12 +248,34 @@ def _locking_engine(url: str, timeout_s: float) -> Any:
     return engine
 
 
+SCHEMA_LOCK_WAIT_S = 120.0
+"""How long opening waits in all for another process that is creating or upgrading the schema."""
+
+
 def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbState | None = None,
-                  peeked: bool = False) -> UpgradeReport | None:
+                  peeked: bool = False, engine: Any = None) -> UpgradeReport | None:
     """Bring the DB at ``url`` to the head revision; returns a report when an upgrade ran.
 
     ``state``/``peeked``: a look already taken without the lock (skips the lock when the DB is at head).
+    ``engine``: run on this engine instead of a locking one (an in-memory DB lives on its one connection).
+    Another process creating or upgrading the schema holds the write lock for as long as that takes (an
+    upgrade copies the file first): the lock is waited for up to :data:`SCHEMA_LOCK_WAIT_S`, not only
+    one busy timeout.
     """
+    deadline = time.monotonic() + max(SCHEMA_LOCK_WAIT_S, timeout_s)
+    while True:
+        try:
+            return _ensure_schema_once(url, path, timeout_s=timeout_s, state=state, peeked=peeked, engine=engine)
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            if not is_contention(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+            if path is not None:  # look again: the other process may have finished the job
+                state, peeked = peek_sqlite(path, timeout_s), True
+
+
+def _ensure_schema_once(url: str, path: Path | None, *, timeout_s: float, state: DbState | None = None,
+                  peeked: bool = False, engine: Any = None) -> UpgradeReport | None:
     where = _where(path, url)
     if peeked and classify(state, where) == "head":
         return None
@@ -251,7 +285,8 @@ def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbSta
             conn0.execute("PRAGMA journal_mode=WAL")
         finally:
             conn0.close()
-    engine = _locking_engine(url, timeout_s)
+    own_engine = engine is None
+    engine = engine if engine is not None else _locking_engine(url, timeout_s)
     report: UpgradeReport | None = None
     try:
         with engine.connect() as conn:
@@ -285,9 +320,12 @@ def ensure_schema(url: str, path: Path | None, *, timeout_s: float, state: DbSta
             except (TraceStoreError, OSError):
                 raise
             except DatabaseError as exc:
+                if is_contention(exc) or "readonly" in str(exc.orig).lower():
+                    raise  # contention or permissions, not damage: the caller says which
                 raise _unreadable(where, exc) from exc
     finally:
-        engine.dispose()
+        if own_engine:
+            engine.dispose()
     return report
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Table, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, StaticPool
 from sqlmodel import create_engine
 
 from ..errors import (
@@ -160,14 +160,24 @@ class TraceStore:
             return
         state = None
         if path is not None:
-            state = peek_sqlite(path, self.busy_timeout_s)  # classify before writing a single byte
+            try:
+                state = peek_sqlite(path, self.busy_timeout_s)  # classify before writing a single byte
+            except sqlite3.OperationalError as exc:
+                if is_lock_error(exc):
+                    raise TraceStoreLockedError(f"trace DB {where} is locked by another process (waited "
+                                                f"{self.busy_timeout_s:g} s); retry in a moment") from exc
+                raise TraceStoreError(f"cannot open trace DB {where}: {exc}; check the path and its permissions, "
+                                      f"or pass --db / set {DB_ENV_VAR} to another file") from exc
             classify(state, str(where))
             _check_writable(path)
             path.parent.mkdir(parents=True, exist_ok=True)
+        memory = self._sqlite and path is None
+        if memory:  # one shared connection, or every connection would see its own empty DB
+            self.engine = create_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
         try:
             self.upgraded = ensure_schema(self.url, path, timeout_s=self.busy_timeout_s, state=state,
-                                          peeked=path is not None)
-        except OperationalError as exc:
+                                          peeked=path is not None, engine=self.engine if memory else None)
+        except (OperationalError, sqlite3.OperationalError) as exc:
             if _is_read_only_error(exc):
                 raise self._read_only_error(exc) from exc
             if is_lock_error(exc):
@@ -175,6 +185,8 @@ class TraceStore:
                     f"trace DB {where} is locked by another process (waited {self.busy_timeout_s:g} s); retry, or "
                     "pass --db / --no-trace") from exc
             raise
+        if memory:
+            return
         self.engine = self._make_engine()
         try:
             with self.engine.connect():  # switches the journal to WAL once, now rather than mid-run
@@ -231,6 +243,9 @@ class TraceStore:
             with self.engine.connect() as conn:
                 state = read_state(conn)
         except DatabaseError as exc:
+            if is_lock_error(exc):
+                raise TraceStoreLockedError(f"trace DB {where} is locked by another process (waited "
+                                            f"{self.busy_timeout_s:g} s); retry in a moment") from exc
             raise TraceStoreCorruptError(
                 f"trace DB {where} cannot be read ({exc.orig}); it is not a crossroads trace database or is "
                 f"damaged. Move it aside or pass --db / set {DB_ENV_VAR} to another file") from exc

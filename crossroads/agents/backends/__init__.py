@@ -4,14 +4,17 @@ Each module imports its heavy dependency (litellm, llama-cpp-python) only when a
 """
 
 from .catalogue import ModelCatalogue, ModelDescriptor
+from .failures import Failure, FailureKind, classify_error, is_retryable, is_transport_error
 from .litellm_model import LiteLLMModel, OpenAIClientModel
 from .llama_cpp_model import LlamaCppModel, softmax_scores
 from .optional import missing_backend_note, optional_backend_available
 from .replay import RecordedOutcomes, RecordedRow, ReplayModel
-from .resilience import AllModelsFailedError, ResilientModel
+from .resilience import AllModelsFailedError, ResilientModel, StreamBrokenError
 
 __all__ = [
     "AllModelsFailedError",
+    "Failure",
+    "FailureKind",
     "LiteLLMModel",
     "LlamaCppModel",
     "ModelCatalogue",
@@ -21,6 +24,10 @@ __all__ = [
     "RecordedRow",
     "ReplayModel",
     "ResilientModel",
+    "StreamBrokenError",
+    "classify_error",
+    "is_retryable",
+    "is_transport_error",
     "missing_backend_note",
     "optional_backend_available",
     "softmax_scores",

@@ -24,7 +24,8 @@ def _one(spec: Any, cost: CostModel | None, base_dir: Path | None) -> ChatModel:
             key = os.environ.get(spec.api_key_env)
             if not key:
                 raise ConfigError(f"env var {spec.api_key_env} (api_key_env of model {spec.name!r}) is not set")
-        return LiteLLMModel(spec.name, api_base=spec.api_base, api_key=key, cost=cost, timeout_s=spec.timeout_s)
+        return LiteLLMModel(spec.name, api_base=spec.api_base, api_key=key, cost=cost, timeout_s=spec.timeout_s,
+                            deadline_s=getattr(spec, "deadline_s", None))
     if spec.provider == "replay":
         from .replay import BUILTIN_DATASETS, RecordedOutcomes
 
@@ -57,12 +58,29 @@ def _replay_data(dataset: str, prices: str | None, base_dir: Path | None, builti
     return _replay_cache[key]
 
 
+def _spec_cost(spec: Any) -> CostModel | None:
+    c = getattr(spec, "cost", None)
+    if c is None:
+        return None
+    return CostModel(input_per_mtok=c.input_per_mtok, output_per_mtok=c.output_per_mtok, per_call=c.per_call)
+
+
 def build_chat_model(spec: Any, cost: CostModel | None = None, base_dir: Path | None = None) -> ChatModel:
-    """The chat model for ``spec``; with ``fallbacks`` or ``retries``, wrapped in a ResilientModel."""
-    primary = _one(spec, cost, base_dir)
+    """The chat model for ``spec``; with ``fallbacks`` (or any litellm model), wrapped in a ResilientModel.
+
+    The primary is priced by ``cost`` (the target's explicit price) or its own ``cost:``; each fallback
+    by its own ``cost:`` (else the catalogue) and retried ``retries`` times if it sets them, else as
+    often as the primary.
+    """
+    primary = _one(spec, cost or _spec_cost(spec), base_dir)
     if not spec.fallbacks and spec.provider != "litellm":
         return primary
     from .resilience import ResilientModel
 
-    models = [primary] + [_one(f, None, base_dir) for f in spec.fallbacks]
-    return ResilientModel(models, retries=spec.retries, name=primary.name)
+    fallbacks = [_one(f, _spec_cost(f), base_dir) for f in spec.fallbacks]
+    names = [primary.name] + [f.name for f in fallbacks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model {spec.name!r}: a fallback repeats a model name ({names}); each model of a "
+                          "fallback chain needs its own name")
+    own = {m.name: f.retries for m, f in zip(fallbacks, spec.fallbacks, strict=True) if "retries" in f.model_fields_set}
+    return ResilientModel([primary, *fallbacks], retries=spec.retries, model_retries=own, name=primary.name)

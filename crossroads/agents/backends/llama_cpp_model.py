@@ -15,13 +15,13 @@ import importlib.util
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from ...errors import ConfigError, TargetError
 from ...types import CostModel, Message
-from ..models import ModelResponse
+from ..models import ChatModelBase, ModelChunk, ModelResponse, iterate_in_thread
 
 __all__ = ["LlamaCppModel", "default_gguf_path"]
 
@@ -51,7 +51,7 @@ def _llama_cpp() -> Any:
     return llama_cpp
 
 
-class LlamaCppModel:
+class LlamaCppModel(ChatModelBase):
     """A GGUF model on the CPU (or GPU when available).
 
     Example::
@@ -115,17 +115,38 @@ class LlamaCppModel:
         usage = out.get("usage", {})
         tin, tout = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
         return ModelResponse(text=text, model=self.name, input_tokens=tin, output_tokens=tout,
-                             cost_usd=self.cost.estimate(tin, tout), latency_ms=(time.perf_counter() - started) * 1e3)
+                             cost_usd=self.cost.estimate(tin, tout), latency_ms=(time.perf_counter() - started) * 1e3,
+                             finish_reason=out["choices"][0].get("finish_reason"))
 
-    def stream(self, messages: Sequence[Message], *, max_tokens: int | None = None) -> Iterator[str]:
-        """Yield text deltas."""
+    def stream(self, messages: Sequence[Message], *, max_tokens: int | None = None, **_: Any) -> Iterator[ModelChunk]:
+        """Text deltas as llama.cpp samples them; the last chunk carries token counts and latency."""
+        started = time.perf_counter()
+        parts: list[str] = []
+        first_ms: float | None = None
+        finish: str | None = None
+        msgs = self._messages(messages)
         with self._lock:
-            for chunk in self._llm.create_chat_completion(messages=self._messages(messages), stream=True,
+            for chunk in self._llm.create_chat_completion(messages=msgs, stream=True,
                                                           max_tokens=max_tokens or self.max_tokens,
                                                           temperature=self.temperature):
-                delta = chunk["choices"][0].get("delta", {})
+                choice = chunk["choices"][0]
+                finish = choice.get("finish_reason") or finish
+                delta = choice.get("delta", {})
                 if delta.get("content"):
-                    yield delta["content"]
+                    first_ms = first_ms if first_ms is not None else (time.perf_counter() - started) * 1e3
+                    parts.append(delta["content"])
+                    yield ModelChunk(text=delta["content"])
+            text = "".join(parts)
+            tin = len(self._prompt_tokens(messages)) if self._llm.metadata.get("tokenizer.chat_template") else 0
+            tout = len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+        yield ModelChunk(response=ModelResponse(
+            text=text, model=self.name, input_tokens=tin, output_tokens=tout, cost_usd=self.cost.estimate(tin, tout),
+            latency_ms=(time.perf_counter() - started) * 1e3, finish_reason=finish, first_chunk_ms=first_ms))
+
+    async def astream(self, messages: Sequence[Message], **kwargs: Any) -> AsyncIterator[ModelChunk]:
+        """:meth:`stream` in a worker thread (llama.cpp computes on the CPU/GPU; the loop stays free)."""
+        async for chunk in iterate_in_thread(lambda: self.stream(messages, **kwargs)):
+            yield chunk
 
     def _prompt_tokens(self, messages: Sequence[Message], prefix: str = "") -> list[int]:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

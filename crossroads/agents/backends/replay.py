@@ -25,7 +25,7 @@ from ..._io import iter_jsonl
 from ...data import DATA_DIR
 from ...errors import ConfigError, TargetError, UnknownNameError
 from ...types import CostModel, Message
-from ..models import ModelResponse
+from ..models import ChatModelBase, ModelResponse
 from ..tokens import count_tokens
 
 __all__ = ["BUILTIN_DATASETS", "RecordedOutcomes", "RecordedRow", "ReplayModel"]
@@ -146,7 +146,7 @@ class RecordedOutcomes:
         return len(self.rows)
 
 
-class ReplayModel:
+class ReplayModel(ChatModelBase):
     """Serves one model's recorded outcome for a known prompt, at the recorded price.
 
     The reply is the recorded response when one exists; otherwise a marker naming the recorded
@@ -177,6 +177,10 @@ class ReplayModel:
         return ModelResponse(text=text, model=self.model, input_tokens=tin, output_tokens=tout,
                              cost_usd=self.cost.estimate(tin, tout), latency_ms=(time.perf_counter() - started) * 1e3,
                              score=score)
+
+    async def acomplete(self, messages: Sequence[Message], **kwargs: Any) -> ModelResponse:
+        """A lookup: no I/O, so no worker thread."""
+        return self.complete(messages, **kwargs)
 
     def __repr__(self) -> str:
         return f"ReplayModel({self.model!r}, {len(self.data)} prompts)"
