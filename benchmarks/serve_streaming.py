@@ -38,7 +38,7 @@ def _one(base: str) -> tuple[float, float, str]:
     first = None
     text = ""
     body = {"model": "gpt", "stream": True, "messages": [{"role": "user", "content": "tell me"}]}
-    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=60) as r:
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=300) as r:
         for line in r.iter_lines():
             if line.startswith("data: {"):
                 ch = json.loads(line[6:])

@@ -187,6 +187,7 @@ def serve(
 ) -> None:
     """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
     Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
+    Prometheus metrics (decisions, latency, calls, cost, retries, fallbacks...) are at /metrics.
     With --api-key-env every endpoint but /livez needs 'Authorization: Bearer <key>'."""
     from .orchestrator.config import load_flow
     from .serving import ServeConfigError, build_app, check_bind

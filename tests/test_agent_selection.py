@@ -275,3 +275,18 @@ def test_latency_queries_are_drawn_across_the_test_set(tmp_path, embedder):
         del embedder.embed_one
     agents_timed = {labels[texts.index(q)] for q in seen}
     assert len(seen) == 13 and agents_timed == {"shop:refund", "tech:crash", "travel:weather"}
+
+
+def test_run_suite_scores_a_users_train_and_test_files_as_given(tmp_path, embedder):
+    from crossroads.evals.suite import SuiteSpec, run_suite
+
+    train = _write_csv(tmp_path / "train.csv", TRAIN[:16])
+    test_rows = [("please refund me", "refund"), ("my app crashed", "crash"), ("play some jazz music", "oos")]
+    test = _write_csv(tmp_path / "test.csv", test_rows)
+    spec = SuiteSpec.model_validate({"name": "mine", "kind": "agent_selection", "data": {"dataset": "builtin:banking77"},
+                                     "routers": [{"name": "c", "type": "centroid"}],
+                                     "settings": {"bootstrap": 0, "latency_samples": 2}})
+    res = run_suite(spec, embedder=embedder, train_file=train, test_file=test)
+    assert res.results["n_test"] == 3 and res.results["n_test_oos"] == 1 and "test: test.csv as given" in res.results["protocol"]
+    assert res.spec.data.test == str(test.resolve()) and "test:test.csv" in res.data_hashes
+    assert res.results["routers"]["c"]["latency_samples"] == 2

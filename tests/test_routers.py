@@ -22,6 +22,7 @@ from crossroads import (
 )
 from crossroads.agents.models import FunctionModel
 from crossroads.routers import registry
+from crossroads.skills import Skill
 from crossroads.types import Health, HealthStatus
 
 CANDS = (
@@ -51,6 +52,9 @@ PARAMS = {
                   "pool": {n: FunctionModel(lambda m: "done") for n in ("cheap", "mid", "big")}},
     "cascade": "trained.npz",
     "linucb": {"alpha": 0.5},
+    "skills": {"skills": [Skill(name="cheap", description="Greetings, thanks and small talk"),
+                          Skill(name="mid", description="Refund an order and give money back"),
+                          Skill(name="big", description="Explain physics and prove theorems")]},
 }
 NON_INTERACTIVE = [n for n in PARAMS]
 UTTERANCES = {"cheap": ["hi there", "thanks a lot", "good morning"],

@@ -318,7 +318,6 @@ def test_health_answers_while_a_blocking_router_decides():
     assert total_s >= 1.5 and health_s < 1.0, (health_s, total_s)
 
 
-@pytest.mark.xfail(reason="TODO(merge): needs LiteLLMModel.astream from the model layer", strict=False)
 def test_stream_relays_backend_tokens_before_the_answer_is_complete():
     """Time to first token served vs total: the first SSE chunk leaves before the backend has finished."""
     httpx = pytest.importorskip("httpx")

@@ -10,7 +10,7 @@ pass, cost savings, combined. Plus latency percentiles and bootstrap confidence 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 

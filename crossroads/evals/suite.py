@@ -515,7 +515,12 @@ def run_suite(
                       "errored": sum(1 for v in preds.values() if v is None)})
             results["routers"][label] = m
     else:
-        from .agent_selection import agent_router_kind, evaluate_agent_routers, limit_selection_data, prepare_selection_data
+        from .agent_selection import (
+            agent_router_kind,
+            evaluate_agent_routers,
+            limit_selection_data,
+            prepare_selection_data,
+        )
         from .llm_routers import LLM_AGENT_ROUTERS, evaluate_reasoning_router
 
         for _, kind, _ in routers:  # fail before any work on an unknown router
@@ -524,16 +529,7 @@ def run_suite(
         if fmt not in ("clinc150", "banking77"):
             raise ConfigError(f"suite {spec.name!r}: agent_selection needs clinc150 or banking77 data, not {fmt}")
 
-        def user_file(name: str) -> Path | None:
-            v = getattr(spec.data, name, None)
-            if not v:
-                return None
-            f = Path(v) if Path(v).is_absolute() else base / v
-            if not f.exists():
-                raise ConfigError(f"suite {spec.name!r}: data.{name} file {f} does not exist")
-            return f
-
-        sel = prepare_selection_data(fmt, rows_path, train_file=user_file("train"), test_file=user_file("test"),
+        sel = prepare_selection_data(fmt, files.dataset, train_file=files.train, test_file=files.test,
                                      test_fraction=spec.data.test_fraction, seed=spec.data.seed)
         if spec.data.limit is not None:
             sel = limit_selection_data(sel, spec.data.limit, seed=spec.data.seed)
@@ -556,7 +552,7 @@ def run_suite(
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))
 
 
-USER_SPLIT_KINDS = {"query_routing", "online_routing", "tool_graph"}
+USER_SPLIT_KINDS = {"query_routing", "online_routing", "agent_selection", "tool_graph"}
 """Suite kinds that read ``data.train`` / ``data.test`` through :func:`load_train_test` (a kind's engineer
 adds it here when its branch of :func:`run_suite` does)."""
 

@@ -208,11 +208,13 @@ async def _send_error(send: Any, rid: str, err: _HTTPError) -> None:
 
 def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | None = None,
               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-              max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS) -> Any:
-    """The ASGI application serving ``flow``'s targets, routers and the whole flow as OpenAI models."""
+              max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS, metrics: bool = True) -> Any:
+    """The ASGI application serving ``flow``'s targets, routers and the whole flow as OpenAI models.
+    With ``metrics`` (default) every record is also counted into Prometheus metrics served at ``/metrics``
+    (:class:`~crossroads.observability.MetricsRecorder`; the API key rule applies to it too)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     if max_body_bytes < 1:
@@ -220,7 +222,12 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
     if max_concurrent_runs < 1:
         raise ServeConfigError(f"max_concurrent_runs must be at least 1, got {max_concurrent_runs}")
     slots = asyncio.Semaphore(max_concurrent_runs)
-    rec = RunIds(recorder or NullRecorder())
+    metrics_rec = None
+    if metrics:
+        from ..observability.metrics import MetricsRecorder
+
+        metrics_rec = MetricsRecorder(recorder or NullRecorder())
+    rec = RunIds(metrics_rec or recorder or NullRecorder())
     catalog: dict[str, ServedModel] = build_catalog(flow, rec)
     targets = dict(flow.nodes)
     @contextlib.asynccontextmanager
@@ -268,6 +275,13 @@ def build_app(flow: Flow, *, recorder: Recorder | None = None, api_key: str | No
     @app.get(LIVENESS_PATH)
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
+
+    if metrics_rec is not None:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        @app.get("/metrics")
+        async def prometheus_metrics() -> Response:
+            return Response(metrics_rec.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:

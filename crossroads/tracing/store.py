@@ -163,8 +163,11 @@ class TraceStore:
             try:
                 state = peek_sqlite(path, self.busy_timeout_s)  # classify before writing a single byte
             except sqlite3.OperationalError as exc:
-                raise TraceStoreLockedError(f"trace DB {where} is locked by another process (waited "
-                                            f"{self.busy_timeout_s:g} s); retry in a moment") from exc
+                if is_lock_error(exc):
+                    raise TraceStoreLockedError(f"trace DB {where} is locked by another process (waited "
+                                                f"{self.busy_timeout_s:g} s); retry in a moment") from exc
+                raise TraceStoreError(f"cannot open trace DB {where}: {exc}; check the path and its permissions, "
+                                      f"or pass --db / set {DB_ENV_VAR} to another file") from exc
             classify(state, str(where))
             _check_writable(path)
             path.parent.mkdir(parents=True, exist_ok=True)
