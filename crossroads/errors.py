@@ -207,3 +207,7 @@ __all__ += ["TraceStoreForeignError", "TraceStoreLockedError", "TraceStoreReadOn
 
 class SkillError(ConfigError):
     """A skill definition, skill file or skill index that cannot be used (names the file and field)."""
+
+
+class HealthMonitorError(ConfigError):
+    """A health monitor reported something unusable: a NaN or negative penalty, or a tool not in the graph."""

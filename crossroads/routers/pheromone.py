@@ -1,12 +1,19 @@
-"""Pheromone (ant-colony) routing, AMRO-S style.
+"""Pheromone (ant-colony) routing, AMRO-S style (arXiv 2603.12933; digest in docs/methods.md).
 
 The query's intent is inferred with the local embedding model (nearest intent prototype); each intent
 has its own pheromone table over the edges (source node -> candidate), so tasks do not interfere. A
 candidate is chosen with probability proportional to ``tau^alpha * eta^beta``: ``tau`` the pheromone,
 ``eta`` a heuristic from descriptors (expected quality, cost). Learning never blocks a decision:
-feedback goes to a queue and a background worker evaporates and deposits pheromone — only for results
-that pass the quality gate — within MAX-MIN bounds. Utility = quality - lambda * cost. Each decision
-carries the pheromone and heuristic values that produced it; the state persists to a JSON file.
+feedback goes to a queue and a background worker applies it. Utility = quality - lambda * cost.
+
+The update is the MAX-MIN Ant System's (Stuetzle & Hoos, "MAX-MIN Ant System", Future Generation
+Computer Systems 16(8), 2000): every edge starts at ``tau_max``; each update evaporates *every* edge
+of the intent's table, ``tau <- (1 - rho) tau``, and deposits ``rho * utility * tau_max`` on the
+edge whose result passed the quality gate (a gated-out result fades its edge once more); all values
+are kept within ``[tau_min, tau_max]``. So an edge that keeps succeeding stays near ``tau_max`` while
+the edges that are not reinforced decay towards ``tau_min``: success is reinforced, not only failure
+punished. Each decision carries the pheromone and heuristic values that produced it; the state
+persists to a JSON file.
 """
 
 from __future__ import annotations
@@ -130,7 +137,9 @@ class PheromoneRouter(UsesEmbedder, Router):
         eta = self.heuristic(ctx)
         with self._lock:
             table = self._table(intent)
-            taus = {c: table.get(f"{ctx.source}->{c}", self.tau_max) for c in ctx.candidate_names}
+            for c in ctx.candidate_names:  # MMAS: an edge enters the table at tau_max, and evaporates from then on
+                table.setdefault(f"{ctx.source}->{c}", self.tau_max)
+            taus = {c: table[f"{ctx.source}->{c}"] for c in ctx.candidate_names}
         weights = {}
         for c in ctx.candidate_names:
             up = ctx.health_of(c).available or c == END
@@ -196,10 +205,11 @@ class PheromoneRouter(UsesEmbedder, Router):
         edge = f"{source}->{chosen}"
         with self._lock:
             table = self._table(intent)
-            before = table.get(edge, self.tau_max)
-            for k in list(table):  # evaporation over this intent's known edges
+            table.setdefault(edge, self.tau_max)  # (an edge from a state file that predates this decision's table)
+            before = table[edge]
+            for k in table:  # evaporation touches every edge of the intent's table
                 table[k] = max(self.tau_min, table[k] * (1 - self.rho))
-            cur = table.get(edge, self.tau_max * (1 - self.rho))
+            cur = table[edge]
             if not gated:
                 cur = cur + self.rho * max(0.0, utility) * self.tau_max
             else:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ...errors import ConfigError, TargetError
 from ...types import CostModel, Message
@@ -158,7 +158,7 @@ class LlamaCppModel(ChatModelBase):
         eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
         bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore")
         fmt = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
-        prompt = fmt(messages=self._messages(messages)).prompt + prefix  # type: ignore[arg-type]
+        prompt = fmt(messages=cast(Any, self._messages(messages))).prompt + prefix
         return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def score_labels(self, messages: Sequence[Message], labels: Sequence[str], *, prefix: str = "",
@@ -191,7 +191,7 @@ class LlamaCppModel(ChatModelBase):
             node_logp: dict[tuple[int, ...], Any] = {}
 
             def visit(path: tuple[int, ...]) -> None:
-                logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+                logits = _last_logits(llm)
                 m = logits.max()
                 node_logp[path] = logits - m - math.log(np.exp(logits - m).sum())
                 for tok in sorted(trie.get(path, ())):
@@ -207,6 +207,15 @@ class LlamaCppModel(ChatModelBase):
             self.label_evals = len(node_logp) - 1  # single-token evaluations after the prompt
             llm.reset()
         return out
+
+
+def _last_logits(llm: Any) -> Any:
+    """Logits after the last evaluated token, read from the llama.cpp context (``Llama.scores`` is only
+    filled with ``logits_all=True`` in llama-cpp-python 0.3.x; without it, it holds uninitialised memory)."""
+    import numpy as np
+
+    ptr = _llama_cpp().llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
 
 
 def softmax_scores(logprobs: Mapping[str, float]) -> dict[str, float]:
