@@ -37,9 +37,9 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .agents.backends.failures import classify_error, is_transport_error
     from .agents.backends.optional import missing_backend_note, optional_backend_available
     from .agents.backends.resilience import StreamBrokenError
-    from .agents.models import ChatModelBase, ModelChunk
     from .agents.embeddings import MiniLMEmbedder
     from .agents.lc import LangChainChatModel
+    from .agents.models import ChatModelBase, ModelChunk
     from .errors import (
         BudgetExceededError,
         ConfigError,
@@ -85,6 +85,8 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         get_router_class,
         register_router,
     )
+    from .routers.bandit import LinUCBRouter
+    from .routers.cascade import CascadeRouter
     from .routers.intent import (
         CentroidRouter,
         ClassifierRouter,
@@ -94,15 +96,13 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         load_intent_router,
         train_intent_router,
     )
+    from .routers.learned import LearnedRouter
     from .routers.llm_base import LLMRouter
     from .routers.reasoning import ReasoningRouter
     from .routers.rewards import agent_selection_reward, router_r1_reward
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
-    from .routers.bandit import LinUCBRouter
-    from .routers.cascade import CascadeRouter
-    from .routers.learned import LearnedRouter
     from .types import (
         END,
         START,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["file_sha256", "iter_jsonl", "open_text", "read_yaml"]

@@ -91,7 +91,7 @@ class Fp32MiniLM:
         for i in range(LAYERS):
             p = f"encoder.layer.{i}."
 
-            def lin(t: np.ndarray, name: str) -> np.ndarray:
+            def lin(t: np.ndarray, name: str, p: str = p) -> np.ndarray:
                 return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
             def heads(t: np.ndarray) -> np.ndarray:

@@ -125,7 +125,7 @@ def evaluate_skill_router(router: Any, queries: Sequence[SkillQuery], *, latency
                    for i, a in enumerate(abstained)]
         out["decision_accuracy"] = float(np.mean([bool(c) for c in correct]))
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(queries), size=min(latency_samples, len(queries)), replace=False) if queries else []
+    pick: Any = rng.choice(len(queries), size=min(latency_samples, len(queries)), replace=False) if queries else []
     lat = []
     emb = router.embedder  # time cold decisions: the query's embedding is computed, not read from the cache
     cache = getattr(emb, "cache", None)

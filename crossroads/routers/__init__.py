@@ -1,11 +1,11 @@
 """Routers: the protocol, the registry and the built-in router families."""
 
+from .bandit import LinUCBRouter
 from .base import Router
+from .cascade import CascadeRouter
 from .human import HumanRouter
 from .intent import CentroidRouter, ClassifierRouter, KNNIntentRouter, NearestRouter
 from .learned import LearnedRouter, TrainedRouter
-from .cascade import CascadeRouter
-from .bandit import LinUCBRouter
 from .llm_base import LLMRouter
 from .pheromone import PheromoneRouter
 from .reasoning import ReasoningRouter

@@ -40,7 +40,7 @@ def skill_agent(name: str, chat_model: Any, instructions: str, router: SkillRout
         with lock:
             target = cache.get(names)
             if target is None:
-                target = llm_agent(name, chat_model, instructions, tools=router.registry.targets(names),
+                target = llm_agent(name, chat_model, instructions, tools=list(router.registry.targets(names)),
                                    max_tool_rounds=max_tool_rounds, description=description)
                 cache[names] = target
         return target, names, [s.score for s in picked]

@@ -78,7 +78,7 @@ class SkillIndex:
                                     not set(views) <= set(old.views)):
                 old = None
         dim = int(getattr(embedder, "dimension", 384))
-        vectors = {v: np.zeros((len(skills), dim), dtype=np.float32) for v in views}
+        vectors: dict[str, np.ndarray] = {v: np.zeros((len(skills), dim), dtype=np.float32) for v in views}
         todo = []
         for i, s in enumerate(skills):
             j = old.position.get(s.name) if old is not None else None

@@ -182,7 +182,7 @@ def skill_from_callable(fn: Callable[..., Any], *, name: str | None = None, desc
 
     doc = inspect.getdoc(fn) or ""
     first, _, rest = doc.partition("\n\n")
-    return Skill(name=name or getattr(fn, "__name__", ""), description=description if description is not None
+    return Skill(name=str(name or getattr(fn, "__name__", "")), description=description if description is not None
                  else first.strip(), body=rest.strip(), parameters=_schema_from_signature(fn), tags=tuple(tags),
                  source=f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}", fn=fn)
 

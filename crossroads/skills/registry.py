@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import SkillError
 from ..types import CostModel, TargetInfo, TargetKind
 from .skill import Skill
+
+if TYPE_CHECKING:
+    from ..agents.targets import Target
 
 __all__ = ["SkillRegistry"]
 
@@ -67,11 +71,11 @@ class SkillRegistry:
     def target_infos(self) -> tuple[TargetInfo, ...]:
         return tuple(self.target_info(n) for n in self._skills)
 
-    def targets(self, names: Iterable[str] | None = None) -> list[object]:
+    def targets(self, names: Iterable[str] | None = None) -> list[Target]:
         """Runnable tool targets for the skills that have a bound callable (all, or the named ones)."""
         from ..agents.targets import tool
 
-        out: list[object] = []
+        out: list[Target] = []
         for n in (self.names if names is None else names):
             s = self.get(n)
             if s.fn is None:

@@ -84,6 +84,7 @@ class SkillRouter(UsesEmbedder, Router):
     """
 
     name = "skills"
+    default: str | None
 
     def __init__(self, skills: Any = None, *, model: str | Path | None = None, index: str | Path | None = None,
                  k: int = 5, shortlist: int = 50, route_k: int = 1, default: str | None = None,
@@ -202,7 +203,7 @@ class SkillRouter(UsesEmbedder, Router):
         index = self.build()
         allowed = self._allowed(among)
         qvecs = self.embedder.embed(list(queries))
-        out = []
+        out: list[list[ScoredSkill]] = []
         for q, qv in zip(queries, qvecs, strict=False):
             rows, scores, _ = self._rank(q, qv, allowed)
             if self._abstains(float(scores[0]) if len(scores) else None):
