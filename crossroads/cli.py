@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -390,12 +390,12 @@ def _suite_path(suite: str) -> Path:
 @eval_app.command("run")
 def eval_run(
     suite: str = typer.Argument(..., help="A suite YAML file, or the name of a shipped suite (see 'crossroads eval suites')."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder [default: ./crossroads-evals/SUITE-RUNID]."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
-    train_file: Optional[Path] = typer.Option(None, "--train", help="Your own training rows (replaces the suite's data; same format)."),
-    test_file: Optional[Path] = typer.Option(None, "--test", help="Your own test rows: scored as is, no re-split."),
-    prices_file: Optional[Path] = typer.Option(None, "--prices", help="JSON prices {model: {input, output}} per 1M tokens, for outcome files without per-row prices."),
-    db: Optional[str] = DbOption,
+    out_dir: Path | None = typer.Option(None, "--out", help="Report folder [default: ./crossroads-evals/SUITE-RUNID]."),
+    limit: int | None = typer.Option(None, "--limit", help="Use at most this many rows (a small, fast version)."),
+    train_file: Path | None = typer.Option(None, "--train", help="Your own training rows (replaces the suite's data; same format)."),
+    test_file: Path | None = typer.Option(None, "--test", help="Your own test rows: scored as is, no re-split."),
+    prices_file: Path | None = typer.Option(None, "--prices", help="JSON prices {model: {input, output}} per 1M tokens, for outcome files without per-row prices."),
+    db: str | None = DbOption,
     as_json: bool = JsonOption,
     slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
 ) -> None:
@@ -493,8 +493,8 @@ def eval_suites(as_json: bool = JsonOption) -> None:
 @eval_app.command("list")
 def eval_list(
     limit: int = typer.Option(20, "--limit", "-n"),
-    suite: Optional[str] = typer.Option(None, "--suite"),
-    db: Optional[str] = DbOption,
+    suite: str | None = typer.Option(None, "--suite"),
+    db: str | None = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List stored eval runs."""
@@ -516,7 +516,7 @@ def eval_list(
 
 
 @eval_app.command("show")
-def eval_show(run_id: str = typer.Argument(...), db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+def eval_show(run_id: str = typer.Argument(...), db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Show one stored eval run."""
     from .tracing import EvalStore, TraceStore
 
@@ -529,7 +529,7 @@ def eval_show(run_id: str = typer.Argument(...), db: Optional[str] = DbOption, a
 
 
 @eval_app.command("compare")
-def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(...), db: Optional[str] = DbOption,
+def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(...), db: str | None = DbOption,
                  as_json: bool = JsonOption) -> None:
     """Compare the headline metrics of two eval runs router by router (B - A)."""
     from rich.table import Table
@@ -565,7 +565,7 @@ def train(
     router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), or classifier, centroid, knn_intent, nearest (agent selection)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
-    prices: Optional[Path] = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
+    prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
 ) -> None:
     """Train a router and save it as a file that flows and suites load by path."""

@@ -160,7 +160,7 @@ def test_cli_train_then_load(tmp_path):
                 w.writerow(row)
     p = cli("train", "classifier", "--data", str(small), "--out", str(tmp_path / "c.npz"), "-p", "epochs=5", db=db)
     assert p.returncode == 0, p.stderr
-    assert "3 classes" in p.stdout
+    assert "3 agents" in p.stdout
     clf = create_router("classifier", {"path": str(tmp_path / "c.npz")})
     assert clf.classifier.classes == ["card_arrival", "lost_or_stolen_card", "top_up_failed"]
 
