@@ -380,3 +380,23 @@ def test_skill_routing_suite_on_a_user_pool_and_queries(tmp_path):
     (tmp_path / "q.jsonl").write_text(json.dumps({"id": "x", "query": "q", "gold": ["nope"], "split": "test"}))
     with pytest.raises(ConfigError, match="not in the pool: \\['nope'\\]"):
         run_suite(tmp_path / "suite.yaml")
+
+
+def test_skill_suite_scores_the_users_test_file_as_given(tmp_path):
+    from crossroads.evals.suite import run_suite
+
+    rows = [{"id": f"r{i}", "query": q, "gold": g} for i, (q, g) in enumerate([
+        ("fill in this pdf form", ["pdf-forms"]), ("mail the invoice to joe", ["send_email"]),
+        ("weather in oslo", ["get_weather"]), ("convert 3 euros to yen", ["convert_currency"])])]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "test.jsonl").write_text(json.dumps({"id": "t", "query": "email my boss", "gold": ["send_email"]}))
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps([s.to_openai_tool() for s in _pool()]))
+    (tmp_path / "suite.yaml").write_text(
+        "name: mine\nkind: skill_routing\ndata: {dataset: train.jsonl, format: skills, skills: pool.json}\n"
+        "routers:\n  - {name: full, type: skills, params: {rerank: false}}\nsettings: {latency_samples: 1}\n")
+    res = run_suite(tmp_path / "suite.yaml", test_file=tmp_path / "test.jsonl")
+    assert res.results["n_test"] == 1 and res.results["n_train"] == 4 and "as given" in res.results["split"]
+    # without a test file, rows lacking a split field are halved by id hash: never in both halves
+    plain = run_suite(tmp_path / "suite.yaml")
+    assert plain.results["n_train"] + plain.results["n_test"] == 4

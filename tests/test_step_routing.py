@@ -1,5 +1,6 @@
 """TwinRouterBench static-track scoring on hand-computed cases and on the fixture tasks."""
 
+import dataclasses
 import json
 import re
 
@@ -97,3 +98,18 @@ def test_fixture_prefixes_do_not_name_a_tier():
     assert [m["content"] for m in swe[2].messages[2:]] == [
         "Step 1: tool call.", "The relevant parser implementation was located.",
         "Step 2: tool call.", "The source file was patched and focused tests passed."]
+
+
+def test_step_suite_scores_a_users_bank_as_given_and_refuses_train(tmp_path):
+    from crossroads.evals import SUITES_DIR
+    from crossroads.evals.step_routing import fixtures_to_bank
+    from crossroads.evals.suite import run_suite
+
+    bank = fixtures_to_bank(sorted((SUITES_DIR.parent.parent / "data" / "twinrouterbench").glob("*.json")))[:5]
+    path = tmp_path / "bank.jsonl"
+    path.write_text("\n".join(json.dumps({**dataclasses.asdict(r), "messages": list(r.messages),
+                                           "functions": list(r.functions)}) for r in bank))
+    res = run_suite(SUITES_DIR / "twinrouterbench-static.yaml", test_file=path)
+    assert res.results["n_rows"] == 5
+    with pytest.raises(ConfigError, match="not trained by the suite"):
+        run_suite(SUITES_DIR / "twinrouterbench-static.yaml", train_file=path, test_file=path)

@@ -58,11 +58,17 @@ def load_skill_queries(path: str | Path, *, split: str | None = None) -> list[Sk
                 raise ConfigError(f"{path}:{i}: not JSON ({exc.msg})") from None
             if not isinstance(d, dict) or not isinstance(d.get("query"), str) or not isinstance(d.get("gold", []), list):
                 raise ConfigError(f"{path}:{i}: a skill query needs 'query' (string) and 'gold' (list of skill names)")
-            if split is not None and d.get("split", split) != split:
-                continue
+            if split is not None and d.get("split", _hash_split(str(d.get("id", i)))) != split:
+                continue  # rows without a split field: halves by a hash of the id (never in both)
             out.append(SkillQuery(str(d.get("id", i)), d["query"], tuple(d.get("gold", [])), d.get("category", ""),
                                   d.get("split", "")))
     return out
+
+
+def _hash_split(qid: str) -> str:
+    import hashlib
+
+    return "test" if int(hashlib.sha256(qid.encode()).hexdigest(), 16) % 2 else "train"
 
 
 def recall_at_k(ranked: Sequence[str], gold: Sequence[str], k: int) -> float:
@@ -165,8 +171,12 @@ def run_skill_suite(skills_path: Path | None, queries_path: Path, routers: Seque
     from ..skills import SkillRegistry, SkillRouter, builtin_skills, load_skills
 
     registry = SkillRegistry(builtin_skills() if skills_path is None else load_skills(skills_path))
-    train = load_skill_queries(train_path) if train_path else load_skill_queries(queries_path, split="train")
-    test = load_skill_queries(test_path) if test_path else load_skill_queries(queries_path, split="test")
+    if test_path is not None:  # the user's test file as given; train: their train file or every dataset row
+        train = load_skill_queries(train_path or queries_path)
+        test = load_skill_queries(test_path)
+    else:
+        train = load_skill_queries(train_path or queries_path, split="train")
+        test = load_skill_queries(train_path or queries_path, split="test")
     if limit is not None:
         rng = np.random.default_rng(seed)
         train = [train[i] for i in sorted(rng.choice(len(train), size=min(limit, len(train)), replace=False))]

@@ -493,14 +493,25 @@ def run_suite(
         pool = prices_path
         if spec.data.skills:
             pool = Path(spec.data.skills) if Path(spec.data.skills).is_absolute() else base / spec.data.skills
-        results = run_skill_suite(pool, rows_path, routers, embedder,
+        # --train/--test: the user's query files as given; without --train, a test file is scored against a
+        # router fitted on every row of data.dataset (no re-split); neither: the dataset's split field
+        queries = files.dataset or files.train
+        assert queries is not None
+        train_q = files.train or (files.dataset if files.test is not None else None)
+        results = run_skill_suite(pool, queries, routers, embedder, train_path=train_q, test_path=files.test,
                                   latency_samples=spec.settings.latency_samples, limit=spec.data.limit,
                                   seed=spec.data.seed, progress=progress)
+        results["split"] = files.describe(spec) if (files.train or files.test) else "the dataset's train/test field"
     elif spec.kind == "step_routing":
         from .metrics import percentile
         from .step_routing import fixtures_to_bank, load_bank, predict_tiers, score_bank
 
-        if fmt == "fixtures":
+        if files.train is not None:
+            raise ConfigError(f"suite {spec.name!r}: step_routing routers are not trained by the suite; give only "
+                              "--test FILE (a question bank JSONL), scored as given")
+        if files.test is not None:  # the user's question bank, as given
+            bank = load_bank(files.test)
+        elif fmt == "fixtures":
             bank = fixtures_to_bank(files.row_files())
         elif fmt == "bank":
             bank = load_bank(rows_path)
@@ -552,7 +563,7 @@ def run_suite(
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))
 
 
-USER_SPLIT_KINDS = {"query_routing", "online_routing", "agent_selection", "tool_graph"}
+USER_SPLIT_KINDS = {"query_routing", "online_routing", "agent_selection", "tool_graph", "skill_routing", "step_routing"}
 """Suite kinds that read ``data.train`` / ``data.test`` through :func:`load_train_test` (a kind's engineer
 adds it here when its branch of :func:`run_suite` does)."""
 
