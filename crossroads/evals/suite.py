@@ -497,11 +497,11 @@ def run_suite(
         # router fitted on every row of data.dataset (no re-split); neither: the dataset's split field
         queries = files.dataset or files.train
         assert queries is not None
-        train_q = files.train or (files.dataset if files.test is not None else None)
-        results = run_skill_suite(pool, queries, routers, embedder, train_path=train_q, test_path=files.test,
+        train_queries_file = files.train or (files.dataset if files.test is not None else None)
+        results = run_skill_suite(pool, queries, routers, embedder, train_path=train_queries_file, test_path=files.test,
                                   latency_samples=spec.settings.latency_samples, limit=spec.data.limit,
                                   seed=spec.data.seed, progress=progress)
-        results["split"] = files.describe(spec) if (files.train or files.test) else "the dataset's train/test field"
+        results["split"] = files.describe(spec.data) if (files.train or files.test) else "the dataset's train/test field"
     elif spec.kind == "step_routing":
         from .metrics import percentile
         from .step_routing import fixtures_to_bank, load_bank, predict_tiers, score_bank
