@@ -84,6 +84,7 @@ def test_run_json_output(db_path):
     assert out["status"] == "succeeded" and out["output"].startswith("10 kg = 22.04")
 
 
+@pytest.mark.slow  # several CLI processes; runs in CI's slow step
 def test_errors_are_one_line_and_nonzero(tmp_path, db_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("targets: [\n")
@@ -107,6 +108,7 @@ def test_routers_listing():
     assert {"rules", "fixed", "random", "cheapest", "most_capable", "human"} <= set(names)
 
 
+@pytest.mark.slow  # several CLI processes; runs in CI's slow step
 def test_input_over_the_os_argument_limit_via_file_and_stdin(tmp_path, db_path, flows):
     text = "word " * 60_000 + "final"  # 300,005 chars: one argv string may hold at most 131,072 bytes on Linux
     with pytest.raises(OSError, match="Argument list too long"):
@@ -166,6 +168,7 @@ def _hold_lock_until(db, stop, ready):
     conn.close()
 
 
+@pytest.mark.slow  # several CLI processes; runs in CI's slow step
 def test_a_trace_write_failure_never_loses_the_answer(db_path, flows):
     cli("run", "cliflows:echo", "--input", "first", db=db_path, env_extra=flows)
     stop, ready = threading.Event(), threading.Event()
@@ -188,6 +191,7 @@ def test_a_trace_write_failure_never_loses_the_answer(db_path, flows):
     assert [(r["input"], r["status"], r["output"]) for r in runs][0] == ("second", "succeeded", "6 chars, ends second")
 
 
+@pytest.mark.slow  # several CLI processes; runs in CI's slow step
 def test_read_only_commands_create_nothing_and_v1_dbs_upgrade(tmp_path):
     missing = tmp_path / "nested" / "trace.db"
     for cmd in ("list", "upgrade"):

@@ -546,6 +546,7 @@ def test_router_r1_eval_quality_and_cost_hand_computed() -> None:
     assert m["mean_rounds"] == 2.0 and m["mean_models_consulted"] == 1.0 and m["stopped_by"] == {"answer": 3}
 
 
+@pytest.mark.slow  # runs a suite twice; runs in CI's slow step
 def test_suite_skips_slow_entries_unless_asked(tmp_path: Any) -> None:
     from crossroads.evals.suite import run_suite
 
