@@ -50,8 +50,19 @@ def _main(
     _state["debug"] = debug
 
 
+def _json_safe(obj: Any) -> Any:
+    # strict JSON has no NaN/Infinity: an undefined metric (e.g. APGR of a one-point curve) is null
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(_json_safe(obj), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def _parse_metadata(items: list[str]) -> dict[str, str]:

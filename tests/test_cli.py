@@ -217,3 +217,17 @@ def test_another_applications_db_is_refused_untouched(tmp_path, flows):
     raw = db.read_bytes()
     proc = cli("run", "cliflows:echo", "--input", "x", "--db", str(db), env_extra=flows, check=False)
     assert proc.returncode == 1 and "another application" in proc.stderr and db.read_bytes() == raw
+
+
+def test_json_output_is_strict_json_without_nan():
+    import io
+    import json as _json
+    from contextlib import redirect_stdout
+
+    from crossroads.cli import _print_json
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        _print_json({"apgr": float("nan"), "points": [1.0, float("inf")], "ok": 0.5})
+    assert _json.loads(buf.getvalue(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))) == {
+        "apgr": None, "points": [1.0, None], "ok": 0.5}
