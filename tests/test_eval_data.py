@@ -72,8 +72,12 @@ def test_bad_data_specs_name_the_file_and_the_fix(tmp_path):
     rows_file(tmp_path / "x.jsonl", ["a"])
     with pytest.raises(ConfigError, match="data.format is required for x.jsonl"):
         resolve_data(DataSpec(train="x.jsonl", test="x.jsonl"), tmp_path)
-    # a kind that does not read user files yet says so instead of ignoring them
-    with pytest.raises(ConfigError, match="not supported yet for step_routing"):
+    # a kind whose routers the suite does not train refuses a training file, saying why
+    with pytest.raises(ConfigError, match="step_routing routers are not trained by the suite"):
+        run_suite(SUITES_DIR / "twinrouterbench-static.yaml", train_file=tmp_path / "x.jsonl",
+                  test_file=tmp_path / "x.jsonl")
+    # and a test file that is not a question bank is an error naming the file
+    with pytest.raises(ConfigError, match=r"x.jsonl"):
         run_suite(SUITES_DIR / "twinrouterbench-static.yaml", test_file=tmp_path / "x.jsonl")
 
 
