@@ -201,15 +201,10 @@ def serve(
     Prometheus metrics (decisions, latency, calls, cost, retries, fallbacks...) are at /metrics.
     With --api-key-env every endpoint but /livez needs 'Authorization: Bearer <key>'."""
     from .orchestrator.config import load_flow
-    from .serving import ServeConfigError, build_app, check_bind
+    from .serving import ServeConfigError, build_app
     from .tracing import NullRecorder, SQLRecorder
 
-    key = None
-    if api_key_env:
-        key = os.environ.get(api_key_env)
-        if not key:
-            raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
-    check_bind(host, key)
+    key = _api_key_for_bind(host, api_key_env)
     try:
         import uvicorn
     except ImportError as exc:
@@ -226,6 +221,20 @@ def serve(
         recorder.close()
 
 
+def _api_key_for_bind(host: str, api_key_env: str | None) -> str | None:
+    """The key from ``--api-key-env`` (an error when that variable is unset), after checking that ``host``
+    may be bound with it (a non-loopback bind needs a key); shared by ``serve`` and ``ui``."""
+    from .serving import ServeConfigError, check_bind
+
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
+    check_bind(host, key)
+    return key
+
+
 @app.command()
 def ui(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; non-loopback needs an API key."),
@@ -235,14 +244,9 @@ def ui(
 ) -> None:
     """A local web app over the trace DB, opened read-only: runs (filters, search), each run's path, steps,
     decisions with every candidate's score, calls and events; per-router statistics."""
-    from .serving import ServeConfigError, check_bind
+    from .serving import ServeConfigError
 
-    key = None
-    if api_key_env:
-        key = os.environ.get(api_key_env)
-        if not key:
-            raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
-    check_bind(host, key)
+    key = _api_key_for_bind(host, api_key_env)
     try:
         import jinja2  # noqa: F401
         import uvicorn

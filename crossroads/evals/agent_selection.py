@@ -31,7 +31,7 @@ from ..routers.intent import OOS, train_intent_router
 from ..routers.semantic import SemanticRouter
 from ..routers.simple import RandomRouter
 from ..types import RouteContext, TargetInfo
-from .metrics import bootstrap_ci, percentile
+from .metrics import bootstrap_ci, decision_latencies_ms, percentile
 from .selection_metrics import selection_metrics
 
 __all__ = [
@@ -402,27 +402,11 @@ def evaluate_agent_routers(
         m["router"] = f"{type(router).__name__} (type: {router.name})"
         m["fit_s"], m["score_s"] = fit_s, score_s
         if latency_samples and kind != "random":
-            lat = _latencies_ms(router, [test.texts[i] for i in sample], cands, embedder)
+            lat = decision_latencies_ms(router, [test.texts[i] for i in sample], cands, embedder, warm_up=True)
             m.update({"latency_p50_ms": percentile(lat, 50), "latency_p99_ms": percentile(lat, 99),
                       "latency_samples": len(lat)})
         results["routers"][label] = m
     return results
-
-
-def _latencies_ms(router: Any, queries: Sequence[str], cands: tuple[TargetInfo, ...], embedder: Any) -> list[float]:
-    """Milliseconds per ``router.route`` call with the embedding cache off (the query is really embedded)."""
-    router.route(RouteContext(query=queries[0], candidates=cands))  # builds lazy indexes outside the timing
-    cache = getattr(embedder, "cache", None)
-    embedder.cache = None
-    out = []
-    try:
-        for q in queries:
-            t = time.perf_counter()
-            router.route(RouteContext(query=q, candidates=cands))
-            out.append((time.perf_counter() - t) * 1e3)
-    finally:
-        embedder.cache = cache
-    return out
 
 
 def agent_router_kind(kind: str, also: Mapping[str, Any] | None = None) -> str:

@@ -212,14 +212,18 @@ def sample_rows(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def decision_latencies_ms(router: Any, queries: Sequence[str], candidates: Sequence[Any], embedder: Any) -> list[float]:
+def decision_latencies_ms(router: Any, queries: Sequence[str], candidates: Sequence[Any], embedder: Any, *,
+                          warm_up: bool = False) -> list[float]:
     """Milliseconds per ``router.route`` call, one call per query, with the embedder's cache switched off so
-    that real query embedding is timed, not cache hits."""
+    that real query embedding is timed, not cache hits. ``warm_up``: one untimed call first (builds lazy
+    indexes outside the timing)."""
     import time
 
     from ..types import RouteContext
 
     cands = tuple(candidates)
+    if warm_up and queries:
+        router.route(RouteContext(query=queries[0], candidates=cands))
     cache = getattr(embedder, "cache", None)
     embedder.cache = None
     out = []

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..types import RouteContext, TargetInfo
+from .metrics import decision_latencies_ms
 
 __all__ = ["SkillQuery", "abstain_precision_recall", "evaluate_skill_router", "load_skill_queries", "mrr",
            "ndcg_at_k", "recall_at_k"]
@@ -132,20 +133,8 @@ def evaluate_skill_router(router: Any, queries: Sequence[SkillQuery], *, latency
         out["decision_accuracy"] = float(np.mean([bool(c) for c in correct]))
     rng = np.random.default_rng(seed)
     pick: Any = rng.choice(len(queries), size=min(latency_samples, len(queries)), replace=False) if queries else []
-    lat = []
-    emb = router.embedder  # time cold decisions: the query's embedding is computed, not read from the cache
-    cache = getattr(emb, "cache", None)
-    if cache is not None:
-        emb.cache = None
-    try:
-        for i in pick:
-            ctx = RouteContext(query=queries[int(i)].query, candidates=candidates)
-            t0 = time.perf_counter()
-            router.route(ctx)
-            lat.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        if cache is not None:
-            emb.cache = cache
+    # cold decisions: the query's embedding is computed, not read from the cache
+    lat = decision_latencies_ms(router, [queries[int(i)].query for i in pick], candidates, router.embedder)
     if lat:
         out["latency_p50_ms"] = float(np.percentile(lat, 50))
         out["latency_p99_ms"] = float(np.percentile(lat, 99))
