@@ -103,6 +103,8 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .training.agent_task import AgentSelectionTask
+    from .training.llm_router import train_llm_router
     from .types import (
         END,
         START,
@@ -157,6 +159,8 @@ _EXPORTS = {
     "routers.learned": ["LearnedRouter"],
     "routers.cascade": ["CascadeRouter"],
     "routers.bandit": ["LinUCBRouter"],
+    "training.agent_task": ["AgentSelectionTask"],
+    "training.llm_router": ["train_llm_router"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
               "run_cost"],
@@ -183,6 +187,7 @@ __all__ = [
     "END",
     "START",
     "__version__",
+    "AgentSelectionTask",
     "AllModelsFailedError",
     "CallUsage",
     "CascadeRouter",
@@ -283,6 +288,7 @@ __all__ = [
     "router_r1_agent",
     "router_r1_reward",
     "tool",
+    "train_llm_router",
     "train_intent_router",
     "BudgetExceededError",
     "InputError",
