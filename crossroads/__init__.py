@@ -103,6 +103,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .training.gguf_io import export_gguf, load_base
     from .types import (
         END,
         START,
@@ -157,6 +158,7 @@ _EXPORTS = {
     "routers.learned": ["LearnedRouter"],
     "routers.cascade": ["CascadeRouter"],
     "routers.bandit": ["LinUCBRouter"],
+    "training.gguf_io": ["export_gguf", "load_base"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
               "run_cost"],
@@ -298,4 +300,6 @@ __all__ = [
     "load_skills",
     "skill_agent",
     "skill_from_callable",
+    "export_gguf",
+    "load_base",
 ]

@@ -434,11 +434,16 @@ def eval_run(
     db: str | None = DbOption,
     as_json: bool = JsonOption,
     slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
+    add_router: list[str] | None = typer.Option(None, "--router", help="Add a router entry to this run, as a YAML "
+                                                "mapping, e.g. '{name: r1, type: router_r1, params: {model: "
+                                                "{provider: llama_cpp, path: r1.gguf}}}' (repeatable)."),
+    only: list[str] | None = typer.Option(None, "--only", help="Run only this router (repeatable; the suite's or an added one)."),
 ) -> None:
     """Run SUITE, store the results with config, code version and data hashes, and write a report.
 
     With --test FILE the suite is scored on exactly that file (trained on --train FILE, or on the
-    suite's own dataset); without it, on the suite's seeded split."""
+    suite's own dataset); without it, on the suite's seeded split. --router adds your own router
+    (e.g. a trained model) next to the suite's, in the same run."""
     from rich.progress import Progress
 
     from .evals.report import write_report
@@ -451,7 +456,8 @@ def eval_run(
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
                            include_slow=slow or None, train_file=train_file, test_file=test_file,
-                           prices_file=prices_file)
+                           prices_file=prices_file, extra_routers=[_router_entry(r) for r in add_router or ()],
+                           only=only)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}
@@ -464,6 +470,22 @@ def eval_run(
         return
     _print_eval_table(run)
     err.print(f"eval run {result.id}  report {report}  ({result.duration_s:.1f} s)")
+
+
+def _router_entry(text: str) -> dict[str, Any]:
+    """One ``--router`` value: a YAML mapping ``{name, type, params}``."""
+    import yaml
+
+    from .errors import ConfigError
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--router {text!r} is not valid YAML ({exc}); give e.g. '{{name: r1, type: router_r1, "
+                          "params: {model: {provider: llama_cpp, path: r1.gguf}}}'") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"--router {text!r} must be a mapping like '{{name: NAME, type: TYPE, params: {{...}}}}'")
+    return value
 
 
 def _print_eval_table(run: dict[str, Any]) -> None:

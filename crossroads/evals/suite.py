@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -37,7 +37,7 @@ from ..data import DATA_DIR
 from ..errors import ConfigError, UnknownNameError
 
 __all__ = ["BUILTIN_DATA", "DataFiles", "SuiteResult", "SuiteSpec", "load_suite", "load_train_test", "resolve_data",
-           "run_suite"]
+           "run_suite", "with_routers"]
 
 T = TypeVar("T")
 
@@ -125,6 +125,26 @@ def load_suite(path: str | Path) -> tuple[SuiteSpec, Path]:
         lines = [f"{path}: invalid suite ({exc.error_count()} problem(s))"]
         lines += [f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("\n".join(lines)) from exc
+
+
+def with_routers(spec: SuiteSpec, extra: Sequence[Mapping[str, Any]] = (), only: Sequence[str] | None = None) -> SuiteSpec:
+    """``spec`` with ``extra`` router entries appended, then (with ``only``) just the named routers, in suite order.
+    The run's stored config shows the routers that ran."""
+    entries = list(spec.routers)
+    for i, raw in enumerate(extra):
+        try:
+            entries.append(RouterEntry.model_validate(dict(raw)))
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise ConfigError(f"suite {spec.name!r}: added router #{i + 1} {raw!r} is invalid: {exc}; give "
+                              "{name: NAME, type: TYPE, params: {...}}") from exc
+    if only:
+        known = [e.name for e in entries]
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise ConfigError(f"suite {spec.name!r}: no router named {', '.join(map(repr, unknown))}; "
+                              f"routers: {', '.join(known)}")
+        entries = [e for e in entries if e.name in set(only)]
+    return spec.model_copy(update={"routers": entries})
 
 
 @dataclass
@@ -303,17 +323,22 @@ def run_suite(
     train_file: str | Path | None = None,
     test_file: str | Path | None = None,
     prices_file: str | Path | None = None,
+    extra_routers: Sequence[Mapping[str, Any]] | None = None,
+    only: Sequence[str] | None = None,
 ) -> SuiteResult:
     """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``.
 
     Entries marked ``slow`` run only with ``include_slow`` (default: env ``CROSSROADS_EVAL_SLOW=1``).
     ``train_file`` / ``test_file`` / ``prices_file`` replace the suite's ``data.train`` / ``data.test`` /
     ``data.prices`` (paths relative to the current directory); a test file is evaluated as is, with no
-    re-split."""
+    re-split. ``extra_routers`` (``{name, type, params, slow}`` mappings, e.g. a trained model's entry)
+    are appended to the suite's routers; ``only`` keeps just the named routers (the suite's or the extra ones)."""
     if isinstance(suite, SuiteSpec):
         spec, base = suite, base_dir or Path.cwd()
     else:
         spec, base = load_suite(suite)
+    if extra_routers or only:
+        spec = with_routers(spec, extra_routers or (), only)
     update: dict[str, Any] = {}
     if limit is not None:
         update["limit"] = limit
