@@ -116,6 +116,13 @@ def _warn(message: str) -> None:
     sys.stderr.write("warning: " + " ".join(redact(message).split()) + "\n")
 
 
+def _note_created_folder(store: Any) -> None:
+    """Say so when opening the trace DB created its folder (a mistyped --db path is not silently made)."""
+    folder = getattr(store, "created_folder", None)
+    if folder is not None:
+        _warn(f"created folder {folder} for the new trace DB {store.path}")
+
+
 OTLP_HELP = ("Export each run as an OpenTelemetry trace over OTLP/HTTP to this URL (a bare http://host:4318 gets "
              "/v1/traces) [default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; "
              "none if unset]. Needs the otel extra.")
@@ -157,6 +164,7 @@ def run(
     if store is not None and store.upgraded is not None:
         _warn(f"upgraded trace DB {store.upgraded.path} from schema v{store.upgraded.from_version} to "
               f"v{store.upgraded.to_version}; backup at {store.upgraded.backup}")
+    _note_created_folder(store)
     from .observability.otel import OTelRecorder, otlp_traces_endpoint, with_otlp
 
     recorder = with_otlp(NullRecorder() if store is None else SQLRecorder(store), otlp_traces_endpoint(otlp_endpoint))
@@ -229,6 +237,7 @@ def serve(
     endpoint = otlp_traces_endpoint(otlp_endpoint)
     f = load_flow(flow)
     recorder = with_otlp(NullRecorder() if no_trace else SQLRecorder(db), endpoint)
+    _note_created_folder(getattr(getattr(recorder, "inner", recorder), "store", None))
     application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes,
                             max_concurrent_runs=max_concurrent_runs, metrics=metrics)
     names = list(application.fastapi.state.catalog)
@@ -452,6 +461,7 @@ def eval_run(
 
     path = _suite_path(suite)
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
+    _note_created_folder(store.store)
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),

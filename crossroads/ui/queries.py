@@ -136,9 +136,9 @@ target, the time series and the error and fallback rates are exact, aggregated i
 
 
 def _nice_width(span: float, buckets: int) -> float:
-    """The smallest 'round' bucket width (1 s, 5 s, 10 s, 30 s, 1 min, 5 min, ... 1 day, then whole days)
-    that covers ``span`` seconds in at most ``buckets`` buckets."""
-    for w in (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400):
+    """The smallest 'round' bucket width (1 s, 2 s, 5 s, 10 s, 15 s, 30 s, 1 min, 2 min, 5 min, ... 1 day,
+    then whole days) that covers ``span`` seconds in fewer than ``buckets`` buckets."""
+    for w in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400):
         if span / w < buckets:
             return float(w)
     return 86400.0 * math.ceil(span / 86400 / buckets + 1e-9)
