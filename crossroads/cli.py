@@ -635,7 +635,7 @@ def train(
 ) -> None:
     """Train a router and save it as a file that flows and suites load by path.
 
-    llm-router (optional [train] extra): stage 1 SFT with trl SFTTrainer on prompt-completion rows built
+    llm-router (needs the optional "train" extra): stage 1 SFT with trl SFTTrainer on prompt-completion rows built
     with the router's own prompt (loss on the completion only); stage 2 RL with trl GRPOTrainer, rewarded by
     the router's public reward (agent selection: agent_selection_reward = gold in the chosen set - lambda x
     extra agents, -1 when garbled; model routing: Router-R1's (outcome + format) x (1 - c) + cost x c).
