@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         register_router,
     )
     from .routers.bandit import LinUCBRouter
+    from .training.encoder import EncoderTrainConfig, train_encoder_router
     from .routers.cascade import CascadeRouter
     from .routers.intent import (
         CentroidRouter,
@@ -157,6 +158,7 @@ _EXPORTS = {
     "routers.learned": ["LearnedRouter"],
     "routers.cascade": ["CascadeRouter"],
     "routers.bandit": ["LinUCBRouter"],
+    "training.encoder": ["EncoderTrainConfig", "train_encoder_router"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
               "run_cost"],
@@ -211,6 +213,8 @@ __all__ = [
     "LLMRouter",
     "LearnedRouter",
     "LinUCBRouter",
+    "EncoderTrainConfig",
+    "train_encoder_router",
     "LiteLLMModel",
     "LlamaCppModel",
     "MalformedResponseError",
