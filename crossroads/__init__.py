@@ -100,10 +100,12 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.learned import LearnedRouter
     from .routers.llm_base import LLMRouter
     from .routers.reasoning import ReasoningRouter
-    from .routers.rewards import agent_selection_reward, router_r1_reward
+    from .routers.rewards import agent_selection_reward, router_r1_replay_reward, router_r1_reward
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .training.gguf_io import export_gguf, load_base
+    from .training.r1_task import ModelRoutingTask
     from .types import (
         END,
         START,
@@ -151,7 +153,7 @@ _EXPORTS = {
                        "load_intent_router", "train_intent_router"],
     "routers.llm_base": ["LLMRouter"],
     "routers.reasoning": ["ReasoningRouter"],
-    "routers.rewards": ["agent_selection_reward", "router_r1_reward"],
+    "routers.rewards": ["agent_selection_reward", "router_r1_replay_reward", "router_r1_reward"],
     "routers.router_r1": ["RouterR1Router", "router_r1_agent"],
     "skills": ["Skill", "SkillRegistry", "SkillRouter", "load_skills", "skill_agent", "skill_from_callable"],
     "tracing": ["MemoryRecorder", "NullRecorder", "Recorder", "SQLRecorder", "TraceStore"],
@@ -159,6 +161,8 @@ _EXPORTS = {
     "routers.cascade": ["CascadeRouter"],
     "routers.bandit": ["LinUCBRouter"],
     "training.encoder": ["EncoderTrainConfig", "train_encoder_router"],
+    "training.gguf_io": ["export_gguf", "load_base"],
+    "training.r1_task": ["ModelRoutingTask"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
               "RouteContext", "RunEvent", "TargetInfo", "TargetKind", "TargetRequest", "TargetResult",
               "run_cost"],
@@ -302,4 +306,8 @@ __all__ = [
     "load_skills",
     "skill_agent",
     "skill_from_callable",
+    "export_gguf",
+    "load_base",
+    "ModelRoutingTask",
+    "router_r1_replay_reward",
 ]

@@ -35,8 +35,16 @@ def read_yaml(path: Path, what: str) -> Any:
 
     if not path.exists():
         raise ConfigError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{what} file {path} is a directory; give the path of a YAML file")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          f"save the {what} file as UTF-8") from exc
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -116,6 +116,18 @@ def _warn(message: str) -> None:
     sys.stderr.write("warning: " + " ".join(redact(message).split()) + "\n")
 
 
+def _note_created_folder(store: Any) -> None:
+    """Say so when opening the trace DB created its folder (a mistyped --db path is not silently made)."""
+    folder = getattr(store, "created_folder", None)
+    if folder is not None:
+        _warn(f"created folder {folder} for the new trace DB {store.path}")
+
+
+OTLP_HELP = ("Export each run as an OpenTelemetry trace over OTLP/HTTP to this URL (a bare http://host:4318 gets "
+             "/v1/traces) [default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; "
+             "none if unset]. Needs the otel extra.")
+
+
 @app.command()
 def run(
     flow: str = typer.Argument(..., help="A YAML flow file or a 'package.module:flow' reference."),
@@ -132,6 +144,7 @@ def run(
     db: str | None = DbOption,
     no_trace: bool = typer.Option(False, "--no-trace", help="Do not write traces."),
     as_json: bool = JsonOption,
+    otlp_endpoint: str | None = typer.Option(None, "--otlp-endpoint", help=OTLP_HELP),
 ) -> None:
     """Run FLOW on --input and print the answer and the run id."""
     from .errors import TraceStoreError
@@ -151,7 +164,10 @@ def run(
     if store is not None and store.upgraded is not None:
         _warn(f"upgraded trace DB {store.upgraded.path} from schema v{store.upgraded.from_version} to "
               f"v{store.upgraded.to_version}; backup at {store.upgraded.backup}")
-    recorder = NullRecorder() if store is None else SQLRecorder(store)
+    _note_created_folder(store)
+    from .observability.otel import OTelRecorder, otlp_traces_endpoint, with_otlp
+
+    recorder = with_otlp(NullRecorder() if store is None else SQLRecorder(store), otlp_traces_endpoint(otlp_endpoint))
     checkpointer: Any = "memory"
     if store is not None and store.path is not None:  # checkpoints beside the trace, not inside it
         checkpointer = str(checkpoint_path_for(store.path))
@@ -169,6 +185,11 @@ def run(
             recorder.flush()
         except TraceStoreError as exc:
             _warn(str(exc))
+        if isinstance(recorder, OTelRecorder):  # exported spans: shut its exporter down (flushes)
+            try:
+                recorder.close()
+            except TraceStoreError as exc:
+                _warn(str(exc))
         compiled.close()
     if as_json:
         _print_json({"run_id": result.run_id, "thread_id": result.thread_id, "status": result.status,
@@ -195,6 +216,8 @@ def serve(
                                        help="Largest request body accepted; larger ones get HTTP 413."),
     max_concurrent_runs: int = typer.Option(32, "--max-concurrent-runs", min=1,
                                             help="Runs in flight at once; further requests wait their turn."),
+    metrics: bool = typer.Option(True, "--metrics/--no-metrics", help="Serve Prometheus metrics at /metrics."),
+    otlp_endpoint: str | None = typer.Option(None, "--otlp-endpoint", help=OTLP_HELP),
 ) -> None:
     """Serve an OpenAI-compatible API: /v1/models and /v1/chat/completions (token streaming included).
     Each target of FLOW is a model, each router the model router:<label> and the whole flow flow:<name>.
@@ -209,12 +232,18 @@ def serve(
         import uvicorn
     except ImportError as exc:
         raise ServeConfigError("serving needs the serve extra: pip install 'crossroads[serve]'") from exc
+    from .observability.otel import otlp_traces_endpoint, with_otlp
+
+    endpoint = otlp_traces_endpoint(otlp_endpoint)
     f = load_flow(flow)
-    recorder = NullRecorder() if no_trace else SQLRecorder(db)
+    recorder = with_otlp(NullRecorder() if no_trace else SQLRecorder(db), endpoint)
+    _note_created_folder(getattr(getattr(recorder, "inner", recorder), "store", None))
     application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes,
-                            max_concurrent_runs=max_concurrent_runs)
+                            max_concurrent_runs=max_concurrent_runs, metrics=metrics)
     names = list(application.fastapi.state.catalog)
     err.print(f"serving {f.name} on http://{host}:{port}/v1  models: {', '.join(names)}", markup=False, highlight=False)
+    if endpoint:
+        err.print(f"exporting traces over OTLP/HTTP to {endpoint}", markup=False, highlight=False)
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning")
     finally:
@@ -242,8 +271,9 @@ def ui(
     api_key_env: str | None = typer.Option(None, "--api-key-env", help="Env var holding the key every page needs."),
     db: str | None = DbOption,
 ) -> None:
-    """A local web app over the trace DB, opened read-only: runs (filters, search), each run's path, steps,
-    decisions with every candidate's score, calls and events; per-router statistics."""
+    """A local web app over the trace DB, opened read-only: runs (filters, search; new runs appear live), each
+    run's graph with the path taken, steps, decisions with every candidate's score, calls and events; per-router
+    statistics and charts; stored eval runs with their plots, and two of them side by side."""
     from .serving import ServeConfigError
 
     key = _api_key_for_bind(host, api_key_env)
@@ -413,11 +443,16 @@ def eval_run(
     db: str | None = DbOption,
     as_json: bool = JsonOption,
     slow: bool = typer.Option(False, "--slow", help="Also run entries marked slow (LLM routers on a CPU)."),
+    add_router: list[str] | None = typer.Option(None, "--router", help="Add a router entry to this run, as a YAML "
+                                                "mapping, e.g. '{name: r1, type: router_r1, params: {model: "
+                                                "{provider: llama_cpp, path: r1.gguf}}}' (repeatable)."),
+    only: list[str] | None = typer.Option(None, "--only", help="Run only this router (repeatable; the suite's or an added one)."),
 ) -> None:
     """Run SUITE, store the results with config, code version and data hashes, and write a report.
 
     With --test FILE the suite is scored on exactly that file (trained on --train FILE, or on the
-    suite's own dataset); without it, on the suite's seeded split."""
+    suite's own dataset); without it, on the suite's seeded split. --router adds your own router
+    (e.g. a trained model) next to the suite's, in the same run."""
     from rich.progress import Progress
 
     from .evals.report import write_report
@@ -426,11 +461,13 @@ def eval_run(
 
     path = _suite_path(suite)
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
+    _note_created_folder(store.store)
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
                            include_slow=slow or None, train_file=train_file, test_file=test_file,
-                           prices_file=prices_file)
+                           prices_file=prices_file, extra_routers=[_router_entry(r) for r in add_router or ()],
+                           only=only)
     run = {"id": result.id, "suite": result.spec.name, "kind": result.spec.kind, "created_at": result.created_at,
            "duration_s": result.duration_s, "code_version": result.code_version, "config": result.spec.model_dump(),
            "data_hashes": result.data_hashes, "summary": result.summary, "results": result.results}
@@ -443,6 +480,22 @@ def eval_run(
         return
     _print_eval_table(run)
     err.print(f"eval run {result.id}  report {report}  ({result.duration_s:.1f} s)")
+
+
+def _router_entry(text: str) -> dict[str, Any]:
+    """One ``--router`` value: a YAML mapping ``{name, type, params}``."""
+    import yaml
+
+    from .errors import ConfigError
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--router {text!r} is not valid YAML ({exc}); give e.g. '{{name: r1, type: router_r1, "
+                          "params: {model: {provider: llama_cpp, path: r1.gguf}}}'") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"--router {text!r} must be a mapping like '{{name: NAME, type: TYPE, params: {{...}}}}'")
+    return value
 
 
 def _print_eval_table(run: dict[str, Any]) -> None:
@@ -549,23 +602,12 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
     """Compare the headline metrics of two eval runs router by router (B - A)."""
     from rich.table import Table
 
+    from .evals.compare import compare_runs
     from .tracing import EvalStore, TraceStore
 
     store = EvalStore(TraceStore(db))
     a, b = store.get(run_a), store.get(run_b)
-    keys = {"query_routing": ["best_quality", "quality_at_half_cost", "aiq", "apgr", "cost_to_95pct_best_single", "latency_p50_ms"],
-            "step_routing": ["case_pass", "exact_match", "trajectory_pass", "cost_savings", "combined"],
-            "tool_graph": ["correct", "llm_calls", "reroutes", "silent_failures"],
-            "online_routing": ["quality", "cost", "last_window_quality"],
-            "skill_routing": ["recall@1", "recall@10", "mrr", "ndcg@10", "latency_p50_ms"]}.get(
-        a["kind"], ["top1_accuracy", "set_accuracy", "oos_recall", "latency_p50_ms"])
-    rows = []
-    for router in sorted(set(a["results"]) | set(b["results"])):
-        ma, mb = a["results"].get(router, {}), b["results"].get(router, {})
-        for k in keys:
-            va, vb = ma.get(k), mb.get(k)
-            delta = (vb - va) if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
-            rows.append({"router": router, "metric": k, "a": va, "b": vb, "delta": delta})
+    rows = compare_runs(a, b)
     if as_json:
         _print_json({"a": a["id"], "b": b["id"], "rows": rows})
         return

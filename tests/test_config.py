@@ -54,6 +54,27 @@ def test_quickstart_example_routes_each_kind():
     assert "SQLite" in app.invoke("where are traces stored?").output
 
 
+def test_quickstart_routes_unseen_phrasings_and_answers_its_own_examples():
+    """Queries that are not the router's examples reach the right agent (an independent check once saw
+    "what is 5 * 5" go to the converter), and the converter answers the unit words its own examples use."""
+    app = load_flow(str(EXAMPLES / "quickstart.yaml")).compile()
+    expected = {"what is 5 * 5": "5 * 5 = 25", "what's 7 * 3": "7 * 3 = 21", "how much is 4 + 4": "4 + 4 = 8",
+                "10 kg in pounds": "10 kg = 22.0462 pounds", "20 gallons to liters": "20 gallons = 75.7082 liters",
+                "6 feet in cm": "6 feet = 182.88 cm", "50 F to C": "50 °F = 10 °C"}
+    for query, answer in expected.items():
+        assert app.invoke(query).output == answer, query
+
+
+def test_non_utf8_or_directory_flow_file_is_named(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("name: t\ndescription: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml:2: not UTF-8 text \(byte 0xe9 at offset 24\); save the flow file as UTF-8"):
+        load_flow(str(bad))
+    with pytest.raises(ConfigError, match="is a directory"):
+        (tmp_path / "folder.yaml").mkdir()
+        load_flow(str(tmp_path / "folder.yaml"))
+
+
 def test_malformed_yaml_names_file_line_and_column(tmp_path):
     p = write(tmp_path, "name: t\ntargets:\n  a: {callable: x\n")
     with pytest.raises(ConfigError) as e:

@@ -284,3 +284,161 @@ def test_otel_otlp_http_export_reaches_a_local_receiver():
     chats = [{a.key: a.value for a in s.attributes} for s in spans if s.name == "chat gpt-x"]
     assert sorted(c["gen_ai.usage.input_tokens"].int_value for c in chats) == [0, 10]
     assert {c["gen_ai.request.model"].string_value for c in chats} == {"gpt-x"}
+
+
+# --- CLI: --otlp-endpoint / OTEL_EXPORTER_OTLP_ENDPOINT for run and serve, --no-metrics ----------------
+
+FLOW_YAML = """
+name: t
+targets:
+  echo: {callable: agents.py:echo, description: echoes}
+  shout: {callable: agents.py:shout, kind: tool}
+routers:
+  r:
+    type: rules
+    params: {rules: [{when: {keyword: loud}, route: shout}], default: echo}
+edges:
+  - {from: START, route: r, candidates: [echo, shout]}
+"""
+
+
+class _Receiver:
+    """A local OTLP/HTTP receiver: collects the spans POSTed to it (decoded protobuf)."""
+
+    def __enter__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        bodies = self.bodies = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                bodies.append((self.path, self.rfile.read(int(self.headers.get("content-length", 0)))))
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+
+    def spans(self):
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        out = []
+        for _, body in self.bodies:
+            for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+                for ss in rs.scope_spans:
+                    out.extend(ss.spans)
+        return out
+
+
+def _flow_dir(tmp_path):
+    (tmp_path / "agents.py").write_text("def echo(text):\n    return 'echo:' + text\n\ndef shout(text):\n    return text.upper()\n")
+    (tmp_path / "flow.yaml").write_text(FLOW_YAML)
+    return tmp_path / "flow.yaml"
+
+
+def test_otlp_endpoint_resolution():
+    from crossroads.errors import ConfigError
+    from crossroads.observability.otel import otlp_traces_endpoint
+
+    assert otlp_traces_endpoint("http://h:4318", env={}) == "http://h:4318/v1/traces"  # a bare base URL
+    assert otlp_traces_endpoint("http://h:4318/", env={}) == "http://h:4318/v1/traces"
+    assert otlp_traces_endpoint("http://h:9/custom/path", env={}) == "http://h:9/custom/path"  # a path: as given
+    assert otlp_traces_endpoint(None, env={}) is None
+    assert otlp_traces_endpoint(None, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}) == "http://c:4318/v1/traces"
+    assert otlp_traces_endpoint(None, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+                                           "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1/x"}) == "http://t:1/x"
+    assert otlp_traces_endpoint(None, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}) is None
+    assert otlp_traces_endpoint("http://h:1", env={"OTEL_SDK_DISABLED": "true"}) == "http://h:1/v1/traces"  # the flag wins
+    with pytest.raises(ConfigError, match="not a URL"):
+        otlp_traces_endpoint("localhost:4318", env={})
+
+
+def test_cli_run_exports_over_otlp_by_flag_and_by_env(tmp_path, monkeypatch):
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+
+    flow = _flow_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    runner = CliRunner()
+    with _Receiver() as rx:
+        res = runner.invoke(app, ["run", str(flow), "--input", "be loud", "--db", str(tmp_path / "t.db"),
+                                  "--otlp-endpoint", rx.url])
+        assert res.exit_code == 0, res.output
+        assert "BE LOUD" in res.output
+    assert {p for p, _ in rx.bodies} == {"/v1/traces"}
+    spans = rx.spans()
+    assert sorted(s.name for s in spans) == ["crossroads.decision r", "crossroads.run t", "crossroads.step shout",
+                                             "execute_tool shout"]
+    assert len({s.trace_id for s in spans}) == 1  # one run, one trace
+    d = next(s for s in spans if s.name == "crossroads.decision r")
+    attrs = {a.key: a.value for a in d.attributes}
+    assert [v.string_value for v in attrs["crossroads.decision.chosen"].array_value.values] == ["shout"]
+    with _Receiver() as rx:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
+        res = runner.invoke(app, ["run", str(flow), "--input", "hello", "--no-trace"])
+        assert res.exit_code == 0, res.output
+    assert "crossroads.run t" in {s.name for s in rx.spans()}  # the env var alone turns export on
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def test_cli_serve_no_metrics_and_otlp(tmp_path, monkeypatch):
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    pytest.importorskip("uvicorn")
+    import uvicorn
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+
+    flow = _flow_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def fake_run(application, **kw):  # instead of binding a port: drive the app in-process
+        with TestClient(application) as c:
+            seen["metrics"] = c.get("/metrics").status_code
+            seen["chat"] = c.post("/v1/chat/completions", json={"model": "flow:t", "messages": [
+                {"role": "user", "content": "be loud"}]}).status_code
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    with _Receiver() as rx:
+        res = CliRunner().invoke(app, ["serve", str(flow), "--no-trace", "--no-metrics", "--otlp-endpoint", rx.url + "/v1/traces"])
+        assert res.exit_code == 0, res.output
+    assert seen == {"metrics": 404, "chat": 200}
+    assert "crossroads.run t" in {s.name for s in rx.spans()}
+    res = CliRunner().invoke(app, ["serve", str(flow), "--no-trace"])
+    assert res.exit_code == 0 and seen["metrics"] == 200  # metrics on by default
+
+
+def test_a_new_db_folder_is_created_out_loud(tmp_path, monkeypatch, capsys):
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+    from crossroads.tracing import TraceStore
+
+    store = TraceStore(tmp_path / "a" / "b" / "x.db")
+    assert store.created_folder == tmp_path / "a" and (tmp_path / "a" / "b" / "x.db").exists()
+    store.close()
+    again = TraceStore(tmp_path / "a" / "b" / "x.db")
+    assert again.created_folder is None
+    again.close()
+    flow = _flow_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["run", str(flow), "--input", "hi", "--db", str(tmp_path / "typo" / "t.db")])
+    assert res.exit_code == 0, res.output
+    err = capsys.readouterr().err + res.output
+    assert f"warning: created folder {tmp_path / 'typo'} for the new trace DB {tmp_path / 'typo' / 't.db'}" in err

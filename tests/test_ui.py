@@ -164,6 +164,7 @@ def test_browser_click_from_runs_list_to_a_decision(filled):
     import uvicorn
 
     db, ids = filled
+    a, b = _evals(db)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -185,7 +186,210 @@ def test_browser_click_from_runs_list_to_a_decision(filled):
             assert widths == ["90%", "5%", "5%"]
             page.click("#nav-routers")
             assert page.locator('tr[data-router="triage"] td').nth(1).inner_text() == "2"
+            charts = page.locator("#charts-triage")
+            assert charts.locator("svg.series rect.seg").count() == 2
+            assert charts.locator("svg.hist").count() == 2 and charts.locator("svg.hist rect.bin").count() == 20
+            # evals: B (newest) and A preselected, compare them
+            page.click("#nav-evals")
+            assert page.locator("a.eval-link").all_inner_texts() == [b, a]
+            page.click("#compare")
+            cell = page.locator('#compare tr[data-router="knn"][data-metric="best_quality"] td.delta')
+            assert cell.inner_text() == "+0.05"
+            # live: a run written while the runs list is open appears without a reload
+            page.goto(f"http://127.0.0.1:{port}/")
+            rec = SQLRecorder(str(db))
+            rec.record(RunStart(run_id="runD0004", flow="support", thread_id="t4", input="live one", started_at=time.time()))
+            rec.record(RunEnd(run_id="runD0004", status="succeeded", output="ok", ended_at=time.time()))
+            rec.close()
+            rec.store.close()
+            page.wait_for_selector('#runs tr[data-run-id="runD0004"]', timeout=15_000)
+            assert page.locator("#runs tbody tr").first.get_attribute("data-run-id") == "runD0004"
+            assert page.locator("#live").is_visible()
             browser.close()
     finally:
         server.should_exit = True
         th.join(timeout=10)
+
+
+# --- the flow's graph (stored by the runtime, drawn server-side) ------------------------------------
+
+def _loop_router():
+    from crossroads import END
+    from crossroads.routers.base import Router
+
+    class Loop(Router):
+        name = "loop"
+
+        def route(self, ctx):
+            done = ctx.step >= 2
+            return self.decide({"worker": 0.0 if done else 1.0, END: 1.0 if done else 0.0})
+
+    return Loop()
+
+
+def test_runtime_stores_the_graph_and_the_run_page_draws_it_with_the_path(tmp_path):
+    from crossroads import END, START, Flow, RulesRouter, agent
+    from crossroads.ui.graph_svg import _layers, parse_mermaid
+
+    db = tmp_path / "g.db"
+    flow = Flow("support")
+    flow.add(agent("billing", lambda t: "b"), agent("tech", lambda t: "t"), agent("general", lambda t: "g"))
+    flow.route(START, RulesRouter(rules=[{"when": {"keyword": "refund"}, "route": "billing"}], default="general",
+                                  label="triage"), candidates=["billing", "tech", "general"])
+    rec = SQLRecorder(str(db))
+    app = flow.compile(recorder=rec)
+    assert app.graph_mermaid is app.graph_mermaid  # drawn once per compiled flow
+    run_id = app.invoke("a refund please").run_id
+    loop = Flow("loop", max_steps=10)
+    loop.add(agent("worker", lambda t: t + "!"))
+    loop.edge(START, "worker")
+    loop.route("worker", _loop_router(), candidates=["worker", END])
+    loop_id = loop.compile(recorder=rec).invoke("go").run_id
+    rec.close()
+    rec.store.close()
+    from crossroads.tracing import TraceStore
+
+    meta = TraceStore(db, read_only=True).get_run(run_id)["metadata"]
+    g = parse_mermaid(meta["graph_mermaid"])
+    assert set(g.nodes) == {"__start__", "start_decide", "billing", "tech", "general", "__end__"}
+    assert ("start_decide", "tech", True) in g.edges and ("__start__", "start_decide", False) in g.edges
+    html = TestClient(build_ui_app(str(db))).get(f"/runs/{run_id}").text
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    taken = set(re.findall(r'<g class="node taken" data-node="(\w+)"', svg))
+    assert taken == {"__start__", "start_decide", "billing", "__end__"}
+    assert set(re.findall(r'data-node="(\w+)"', svg)) == set(g.nodes)  # the whole graph, not only the path
+    assert set(re.findall(r'class="edge taken[^"]*" data-from="(\w+)" data-to="(\w+)"', svg)) == {
+        ("__start__", "start_decide"), ("start_decide", "billing"), ("billing", "__end__")}
+    assert 'id="metadata"' not in html  # graph_mermaid is drawn, not listed as the run's (otherwise empty) metadata
+    # a loop: the cycle's closing edge points back up; the path goes round it
+    lmeta = TraceStore(db, read_only=True).get_run(loop_id)["metadata"]
+    assert _layers(parse_mermaid(lmeta["graph_mermaid"])) == [["__start__"], ["worker"], ["worker_decide"], ["__end__"]]
+    lsvg = TestClient(build_ui_app(str(db))).get(f"/runs/{loop_id}").text
+    assert set(re.findall(r'class="edge taken[^"]*" data-from="(\w+)" data-to="(\w+)"', lsvg)) == {
+        ("__start__", "worker"), ("worker", "worker_decide"), ("worker_decide", "worker"), ("worker_decide", "__end__")}
+
+
+def test_parse_mermaid_and_a_run_without_a_stored_graph(filled):
+    from crossroads.ui.graph_svg import _layers, parse_mermaid
+
+    g = parse_mermaid('graph TD;\n  a["Alpha"] --> b\n  b -.-> c;\n  c --> a\n  c -. &nbsp;no&nbsp; .-> d\n  classDef x fill:#fff')
+    assert g.nodes == {"a": "Alpha", "b": "b", "c": "c", "d": "d"}
+    assert g.edges == [("a", "b", False), ("b", "c", True), ("c", "a", False), ("c", "d", True)]
+    assert _layers(g) == [["a"], ["b"], ["c"], ["d"]]  # c -> a closes the cycle: drawn back up
+    db, _ = filled
+    html = TestClient(build_ui_app(str(db))).get("/runs/runA0001").text
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    assert re.findall(r'data-node="(n\d)"', svg) == ["n0", "n1", "n2"]  # START, calc, END: the path itself
+    assert len(re.findall(r'class="node taken"', svg)) == 3
+
+
+# --- routers page: time series, histograms, bounded sample -------------------------------------------
+
+def _router_section(html: str, router: str) -> str:
+    start = html.index(f'id="charts-{router}"')
+    return html[start:html.index("</section>", start)]
+
+
+def test_routers_page_series_histograms_window_and_sample(filled):
+    from crossroads.ui.queries import _nice_width, histogram
+
+    db, _ = filled
+    c = TestClient(build_ui_app(str(db)))
+    html = c.get("/routers").text
+    tri = _router_section(html, "triage")
+    # decisions at T0+0.1, T0+10.1 (triage), T0+20.1 (bandit): a 20 s span in <= 24 buckets -> 1 s buckets from T0
+    segs = re.findall(r'data-bucket="(\d+)" data-target="(\w+)" data-count="(\d+)"', tri)
+    assert sorted(segs) == [("0", "calc", "1"), ("10", "billing", "1")]
+    assert "21 buckets of 1 s" in tri
+    assert re.findall(r'data-bucket="(\d+)" data-target="(\w+)"', _router_section(html, "bandit")) == [("20", "coder")]
+    # chosen scores 0.9 and 0.41 on [0, 1] in 10 bins -> bins 9 and 4; margins 0.85 and 0.02 -> bins 8 and 0
+    score, margin = re.findall(r'<svg class="chart hist".*?</svg>', tri, re.S)
+    assert [(lo, n) for lo, _, n in re.findall(r'data-lo="([\d.]+)" data-hi="([\d.]+)" data-count="(\d+)"', score) if n != "0"] == [("0.4", "1"), ("0.9", "1")]
+    assert [(lo, n) for lo, _, n in re.findall(r'data-lo="([\d.]+)" data-hi="([\d.]+)" data-count="(\d+)"', margin) if n != "0"] == [("0", "1"), ("0.8", "1")]
+    # the last 10.8 s before the newest decision (T0+20.1): triage's T0+10.1 decision and bandit's
+    row = re.search(r'data-router="triage">(.*?)</tr>', c.get("/routers?hours=0.003").text, re.S).group(1)
+    assert re.findall(r"<td>(.*?)</td>", row, re.S)[1] == "1" and "billing: 1" in row and "calc" not in row
+    # a sample of 1: latency percentiles of the most recent decision only (3 ms), counts still exact
+    row = re.search(r'data-router="triage">(.*?)</tr>', c.get("/routers?sample=1").text, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert cells[1] == "2" and cells[3] == "3.000" and cells[4] == "3.000"
+    assert _nice_width(20, 24) == 1 and _nice_width(24, 24) == 2 and _nice_width(3600, 24) == 300
+    assert _nice_width(1500, 24) == 120 and _nice_width(0, 24) == 1
+    assert _nice_width(30 * 86400, 24) == 2 * 86400
+    h = histogram([0.0, 0.1, 0.95, 1.0, 1.5], bins=10, lo=0.0, hi=1.0)
+    assert h["counts"] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2] and h["n"] == 4  # 1.0 in the closed last bin; 1.5 left out
+
+
+# --- evals pages ---------------------------------------------------------------------------------------
+
+def _evals(db) -> tuple[str, str]:
+    from crossroads.tracing import EvalStore, TraceStore
+
+    store = TraceStore(str(db))
+    ev = EvalStore(store)
+    base = {"kind": "query_routing", "suite": "demo", "duration_s": 1.5, "code_version": "0.1", "config": {},
+            "data_hashes": {"d.jsonl": "ab" * 32}, "summary": {"best": "knn"}}
+    pts = [{"cost": 0.2, "quality": 0.6}, {"cost": 1.0, "quality": 0.8}]
+    ev.save({**base, "id": "evalA000", "created_at": T0}, {
+        "knn": {"best_quality": 0.80, "aiq": 0.70, "latency_p50_ms": 2.0, "points": pts, "train_s": 1.0},
+        "mlp": {"best_quality": 0.75, "aiq": float("nan"), "points": pts}})
+    ev.save({**base, "id": "evalB000", "created_at": T0 + 60}, {
+        "knn": {"best_quality": 0.85, "aiq": 0.65, "latency_p50_ms": 2.0, "points": pts, "train_s": 3.5},
+        "bandit": {"best_quality": 0.7, "points": pts[:1]}})
+    store.close()
+    return "evalA000", "evalB000"
+
+
+def test_evals_pages_list_show_plots_and_compare(filled):
+    from crossroads.evals.compare import compare_runs
+
+    db, _ = filled
+    a, b = _evals(db)
+    c = TestClient(build_ui_app(str(db)))
+    html = c.get("/evals").text
+    assert re.findall(r'class="eval-link" href="/evals/(\w+)"', html) == [b, a]  # newest first
+    page = c.get(f"/evals/{a}").text
+    row = re.search(r'<tr data-router="knn">(.*?)</tr>', page, re.S).group(1)
+    assert re.findall(r"<td>(.*?)</td>", row)[:4] == ["knn", "0.8", "0.7", "2"]  # headline metrics first
+    assert 'data-name="knn"' in page and 'data-router="mlp" data-metric="best_quality" data-value="0.75"' in page
+    assert 'data-router="mlp" data-metric="aiq"' not in page  # NaN is not drawn
+    cmp = c.get(f"/evals/compare?a={a}&b={b}").text
+
+    def delta(router, metric, text=cmp):
+        r = re.search(rf'data-router="{router}" data-metric="{metric}">(.*?)</tr>', text, re.S).group(1)
+        return re.findall(r"<td[^>]*>(.*?)</td>", r)[2:]
+
+    assert delta("knn", "best_quality") == ["0.8", "0.85", "+0.05"]
+    assert delta("knn", "aiq") == ["0.7", "0.65", "-0.05"]
+    assert delta("knn", "latency_p50_ms") == ["2", "2", "+0"]
+    assert delta("mlp", "aiq") == ["—", "—", "—"]  # NaN in A, missing in B
+    assert delta("bandit", "best_quality") == ["—", "0.7", "—"]  # only in B
+    assert "train_s" not in cmp and delta("knn", "train_s", c.get(f"/evals/compare?a={a}&b={b}&all=1").text) == ["1", "3.5", "+2.5"]
+    rows = compare_runs({"kind": "x", "results": {"r": {"top1_accuracy": 0.5, "set_accuracy": True}}},
+                        {"kind": "x", "results": {"r": {"top1_accuracy": 0.25, "set_accuracy": 1.0}}})
+    assert [(r["metric"], r["delta"]) for r in rows][:2] == [("top1_accuracy", -0.25), ("set_accuracy", None)]
+    assert c.get("/evals/nosuch").status_code == 404 and c.get(f"/evals/compare?a={a}&b=nosuch").status_code == 404
+
+
+# --- live: new runs through /api/runs --------------------------------------------------------------------
+
+def test_api_runs_since_with_filters_and_key(filled):
+    db, _ = filled
+    c = TestClient(build_ui_app(str(db)))
+    assert [r["id"] for r in c.get("/api/runs").json()["runs"]] == ["runC0003", "runB0002", "runA0001"]
+    assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 10}").json()["runs"]] == ["runC0003", "runB0002"]
+    assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 10}&flow=support").json()["runs"]] == ["runB0002"]
+    r = c.get(f"/api/runs?since={T0 + 20}").json()["runs"][0]
+    assert r["decisions"] == 1 and r["status"] == "succeeded" and r["input"] == "write a sort"
+    html = c.get("/").text
+    assert f'data-since="{T0 + 20}"' in html and "/static/live.js" in html
+    assert c.get("/static/live.js").status_code == 200
+    k = TestClient(build_ui_app(str(db), api_key="k3y"))
+    assert k.get("/api/runs").status_code == 401 and k.get("/evals").status_code == 401
+    assert 'http-equiv="refresh"' not in c.get("/runs/runA0001").text
+    rec = SQLRecorder(str(db))
+    rec.record(RunStart(run_id="runR0009", flow="support", thread_id="t9", input="still going", started_at=T0 + 30))
+    rec.close()
+    rec.store.close()
+    assert 'http-equiv="refresh"' in c.get("/runs/runR0009").text  # a running run's page reloads until it ends
+    assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 20}").json()["runs"]] == ["runR0009", "runC0003"]

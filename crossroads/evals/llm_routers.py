@@ -24,7 +24,8 @@ from ..types import RouteContext, TargetInfo
 from .metrics import percentile
 from .selection_metrics import selection_metrics
 
-__all__ = ["LLM_AGENT_ROUTERS", "LLM_QUERY_ROUTERS", "evaluate_reasoning_router", "evaluate_router_r1"]
+__all__ = ["LLM_AGENT_ROUTERS", "LLM_QUERY_ROUTERS", "evaluate_reasoning_router", "evaluate_router_r1",
+           "router_r1_candidates"]
 
 LLM_AGENT_ROUTERS = {"reasoning": "reasoning router (TCAndon-style): an LLM writes a reasoning, then a set of up to k agents"}
 LLM_QUERY_ROUTERS = {"router_r1": "Router-R1: think/route rounds over the replay pool, then an answer"}
@@ -95,9 +96,20 @@ def evaluate_reasoning_router(train: Any, test: Any, params: Mapping[str, Any], 
     return out
 
 
+def router_r1_candidates(train: Any, prices: Mapping[str, Any]) -> tuple[TargetInfo, ...]:
+    """The pool as Router-R1 sees it in a query-routing suite: one card per model of ``train``
+    (``QueryData``) with its price (``prices``: model -> CostModel) and its mean recorded score on the
+    training rows. Router-R1 training builds its prompts from the same cards, so training and
+    evaluation prompts are identical."""
+    quality = train.Y.mean(axis=0)
+    return tuple(TargetInfo(name=m, description=f"LLM {m}", cost=prices[m], quality=float(quality[j]))
+                 for j, m in enumerate(train.models))
+
+
 def evaluate_router_r1(train: Any, test: Any, outcomes: Any, params: Mapping[str, Any], *, seed: int = 0,
                        router: Any = None) -> dict[str, Any]:
-    """Score Router-R1 over the replay pool on a seeded sample of ``test`` (``QueryData``)."""
+    """Score Router-R1 over the replay pool on a seeded sample of ``test`` (``QueryData``); ``outcomes``
+    (``RecordedOutcomes``) must hold the test rows: the replayed pool answers the test prompts."""
     from ..routers.router_r1 import RouterR1Router
     from .metrics import CurvePoint, aiq
 
@@ -105,8 +117,7 @@ def evaluate_router_r1(train: Any, test: Any, outcomes: Any, params: Mapping[str
     samples = int(params.pop("samples", 20))
     models = list(test.models)
     quality = train.Y.mean(axis=0)
-    infos = tuple(TargetInfo(name=m, description=f"LLM {m}", cost=outcomes.prices[m], quality=float(quality[j]))
-                  for j, m in enumerate(models))
+    infos = router_r1_candidates(train, outcomes.prices)
     if router is None:
         if "pool" in params:
             raise ConfigError("router_r1 in a query-routing suite: the pool is the suite's replayed models; remove 'pool'")

@@ -119,7 +119,8 @@ def query_costs(data: RecordedOutcomes, models: Sequence[str]) -> tuple[np.ndarr
 def prepare_query_data(data: RecordedOutcomes, embedder: Any, *, limit: int | None = None, seed: int = 0,
                        models: Sequence[str] | None = None) -> QueryData:
     """Embed prompts and build the score and cost matrices (optionally a seeded random subset);
-    ``models`` fixes the column order (and requires every row to score them)."""
+    ``models`` fixes the column order (and requires every row to score them). ``embedder=None``: no
+    embeddings (``X`` has 0 columns), for consumers that read only scores and costs (Router-R1 training)."""
     if limit is not None and limit < len(data.rows):
         idx = np.sort(np.random.default_rng(seed).choice(len(data.rows), size=limit, replace=False))
         data = outcomes_subset(data, idx)
@@ -134,7 +135,8 @@ def prepare_query_data(data: RecordedOutcomes, embedder: Any, *, limit: int | No
     if missing:
         raise ConfigError(f"{data.source}: no price for model(s) {', '.join(missing)}; add them to the prices file")
     C, known = query_costs(data, models)
-    X = np.asarray(embedder.embed(prompts), dtype=np.float32)
+    X = (np.asarray(embedder.embed(prompts), dtype=np.float32) if embedder is not None
+         else np.zeros((len(rows), 0), dtype=np.float32))
     return QueryData(prompts, [r.task for r in rows], models, X, Y, C, known, {m: data.prices[m] for m in models})
 
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -37,7 +37,7 @@ from ..data import DATA_DIR
 from ..errors import ConfigError, UnknownNameError
 
 __all__ = ["BUILTIN_DATA", "DataFiles", "SuiteResult", "SuiteSpec", "load_suite", "load_train_test", "resolve_data",
-           "run_suite"]
+           "query_outcomes", "run_suite", "with_routers"]
 
 T = TypeVar("T")
 
@@ -125,6 +125,26 @@ def load_suite(path: str | Path) -> tuple[SuiteSpec, Path]:
         lines = [f"{path}: invalid suite ({exc.error_count()} problem(s))"]
         lines += [f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("\n".join(lines)) from exc
+
+
+def with_routers(spec: SuiteSpec, extra: Sequence[Mapping[str, Any]] = (), only: Sequence[str] | None = None) -> SuiteSpec:
+    """``spec`` with ``extra`` router entries appended, then (with ``only``) just the named routers, in suite order.
+    The run's stored config shows the routers that ran."""
+    entries = list(spec.routers)
+    for i, raw in enumerate(extra):
+        try:
+            entries.append(RouterEntry.model_validate(dict(raw)))
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise ConfigError(f"suite {spec.name!r}: added router #{i + 1} {raw!r} is invalid: {exc}; give "
+                              "{name: NAME, type: TYPE, params: {...}}") from exc
+    if only:
+        known = [e.name for e in entries]
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise ConfigError(f"suite {spec.name!r}: no router named {', '.join(map(repr, unknown))}; "
+                              f"routers: {', '.join(known)}")
+        entries = [e for e in entries if e.name in set(only)]
+    return spec.model_copy(update={"routers": entries})
 
 
 @dataclass
@@ -292,6 +312,35 @@ def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     return seeded_split(n, test_fraction, seed)
 
 
+def query_outcomes(files: DataFiles, data: DataSpec, name: str) -> tuple[Any, Any]:
+    """The train and test :class:`~crossroads.agents.backends.replay.RecordedOutcomes` of a query-routing
+    suite's data, split exactly as the suite splits them (training an LLM router reuses this split)."""
+    from ..agents.backends.replay import RecordedOutcomes
+    from .query_routing import outcomes_subset
+
+    def load_outcomes(p: Path) -> RecordedOutcomes:
+        o = RecordedOutcomes.load(p, prices=files.prices)
+        for model_name in (data.strong, data.weak):
+            if model_name is not None and model_name not in o.models:
+                raise ConfigError(f"suite {name!r}: model {model_name!r} is not in {p.name}; "
+                                  f"models: {', '.join(o.models)}")
+        return o
+
+    def split_outcomes(o: RecordedOutcomes, frac: float, seed: int) -> tuple[RecordedOutcomes, RecordedOutcomes]:
+        if len(o) < 2:
+            raise ConfigError(f"{o.source}: {len(o)} row(s); a train/test split needs at least 2 (or give a test file)")
+        tr, te = seeded_split(len(o), frac, seed)
+        return outcomes_subset(o, np.sort(tr)), outcomes_subset(o, np.sort(te))
+
+    train_o, test_o = load_train_test(
+        files, data, load=load_outcomes, split=split_outcomes,
+        subsample=lambda o, n, seed: outcomes_subset(o, seeded_subsample(len(o), n, seed)))
+    if train_o.models != test_o.models:
+        raise ConfigError(f"suite {name!r}: train and test must score the same models; train: "
+                          f"{', '.join(train_o.models)}; test: {', '.join(test_o.models)}")
+    return train_o, test_o
+
+
 def run_suite(
     suite: str | Path | SuiteSpec,
     *,
@@ -303,17 +352,22 @@ def run_suite(
     train_file: str | Path | None = None,
     test_file: str | Path | None = None,
     prices_file: str | Path | None = None,
+    extra_routers: Sequence[Mapping[str, Any]] | None = None,
+    only: Sequence[str] | None = None,
 ) -> SuiteResult:
     """Run every router of the suite on its data. Nothing is stored: see ``EvalStore.save``.
 
     Entries marked ``slow`` run only with ``include_slow`` (default: env ``CROSSROADS_EVAL_SLOW=1``).
     ``train_file`` / ``test_file`` / ``prices_file`` replace the suite's ``data.train`` / ``data.test`` /
     ``data.prices`` (paths relative to the current directory); a test file is evaluated as is, with no
-    re-split."""
+    re-split. ``extra_routers`` (``{name, type, params, slow}`` mappings, e.g. a trained model's entry)
+    are appended to the suite's routers; ``only`` keeps just the named routers (the suite's or the extra ones)."""
     if isinstance(suite, SuiteSpec):
         spec, base = suite, base_dir or Path.cwd()
     else:
         spec, base = load_suite(suite)
+    if extra_routers or only:
+        spec = with_routers(spec, extra_routers or (), only)
     update: dict[str, Any] = {}
     if limit is not None:
         update["limit"] = limit
@@ -346,35 +400,15 @@ def run_suite(
     if spec.kind == "query_routing":
         if files.format != "outcomes":
             raise ConfigError(f"suite {spec.name!r}: query_routing needs recorded-outcomes data, not {files.format}")
-        from ..agents.backends.replay import RecordedOutcomes
         from .llm_routers import LLM_QUERY_ROUTERS, evaluate_router_r1
         from .metrics import CurvePoint, aiq_scores
-        from .query_routing import QUERY_ROUTERS, evaluate_query_routers, outcomes_subset, prepare_query_data
+        from .query_routing import QUERY_ROUTERS, evaluate_query_routers, prepare_query_data
 
         for _, kind, _ in routers:  # fail before any work on an unknown router
             if kind not in QUERY_ROUTERS and kind not in LLM_QUERY_ROUTERS:
                 raise UnknownNameError("query router", kind, {**QUERY_ROUTERS, **LLM_QUERY_ROUTERS})
 
-        def load_outcomes(p: Path) -> RecordedOutcomes:
-            o = RecordedOutcomes.load(p, prices=files.prices)
-            for model_name in (spec.data.strong, spec.data.weak):
-                if model_name is not None and model_name not in o.models:
-                    raise ConfigError(f"suite {spec.name!r}: model {model_name!r} is not in {p.name}; "
-                                      f"models: {', '.join(o.models)}")
-            return o
-
-        def split_outcomes(o: RecordedOutcomes, frac: float, seed: int) -> tuple[RecordedOutcomes, RecordedOutcomes]:
-            if len(o) < 2:
-                raise ConfigError(f"{o.source}: {len(o)} row(s); a train/test split needs at least 2 (or give a test file)")
-            tr, te = seeded_split(len(o), frac, seed)
-            return outcomes_subset(o, np.sort(tr)), outcomes_subset(o, np.sort(te))
-
-        train_o, test_o = load_train_test(
-            files, spec.data, load=load_outcomes, split=split_outcomes,
-            subsample=lambda o, n, seed: outcomes_subset(o, seeded_subsample(len(o), n, seed)))
-        if train_o.models != test_o.models:
-            raise ConfigError(f"suite {spec.name!r}: train and test must score the same models; train: "
-                              f"{', '.join(train_o.models)}; test: {', '.join(test_o.models)}")
+        train_o, test_o = query_outcomes(files, spec.data, spec.name)
         sw = None
         if spec.data.strong or spec.data.weak:
             if not (spec.data.strong and spec.data.weak):
@@ -393,7 +427,7 @@ def run_suite(
         for r in routers:
             if r[1] in LLM_QUERY_ROUTERS:  # through the router protocol, on a sample
                 progress(r[0])
-                results["routers"][r[0]] = evaluate_router_r1(train_d, test_d, train_o, r[2], seed=spec.data.seed)
+                results["routers"][r[0]] = evaluate_router_r1(train_d, test_d, test_o, r[2], seed=spec.data.seed)
         if len(results["routers"]) > len(learned):  # one AIQ for the whole run: the shared max cost
             curves = {k: [CurvePoint(p["cost"], p["quality"]) for p in v["points"]] for k, v in results["routers"].items()}
             aiqs, results["aiq_max_cost"] = aiq_scores(curves)

@@ -13,7 +13,9 @@ the same secret redaction as the trace DB.
 from __future__ import annotations
 
 import math
+import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from ..tracing.recorder import NullRecorder, Recorder
@@ -29,7 +31,7 @@ from ..tracing.records import (
 from ..tracing.redact import redact
 from ..types import TargetKind
 
-__all__ = ["OTelRecorder"]
+__all__ = ["OTelRecorder", "otlp_traces_endpoint", "with_otlp"]
 
 TEXT_CHARS = 1000
 """Inputs, outputs and rationales are exported truncated to this many characters."""
@@ -229,3 +231,46 @@ def _detail(detail: Any) -> str:
         return json.dumps(dict(detail), default=str)
     except (TypeError, ValueError):
         return str(detail)
+
+
+def otlp_traces_endpoint(flag: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """Where ``crossroads run`` / ``serve`` send spans over OTLP/HTTP, or None for no export.
+
+    ``--otlp-endpoint URL`` first: a URL with a path is used as is, a bare ``scheme://host:port`` gets
+    ``/v1/traces``. Else the OpenTelemetry environment variables, as the spec defines them:
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as is, or ``OTEL_EXPORTER_OTLP_ENDPOINT`` (a base URL) plus
+    ``/v1/traces``; none when ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``.
+    """
+    from urllib.parse import urlsplit
+
+    env = os.environ if env is None else env
+    if flag:
+        if not urlsplit(flag).scheme or not urlsplit(flag).netloc:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--otlp-endpoint {flag!r} is not a URL; give one like http://127.0.0.1:4318 "
+                              "(spans go to /v1/traces there) or the full traces URL")
+        return flag if urlsplit(flag).path not in ("", "/") else flag.rstrip("/") + "/v1/traces"
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    return None
+
+
+def with_otlp(inner: Recorder, endpoint: str | None) -> Recorder:
+    """``inner`` wrapped in an :class:`OTelRecorder` exporting to ``endpoint`` (``inner`` itself when None); the
+    service name is ``OTEL_SERVICE_NAME`` or ``crossroads``. Without the ``otel`` extra: a ConfigError naming it."""
+    if endpoint is None:
+        return inner
+    try:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"OTLP export to {endpoint} needs the otel extra: pip install 'crossroads[otel]' "
+                          "(or drop --otlp-endpoint / unset OTEL_EXPORTER_OTLP_ENDPOINT)") from exc
+    return OTelRecorder.otlp(endpoint, inner=inner, service_name=os.environ.get("OTEL_SERVICE_NAME") or "crossroads")

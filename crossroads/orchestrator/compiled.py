@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,6 +204,15 @@ class CompiledFlow:
                    checkpoint_path=path, serde=serde,
                    max_input_chars=getattr(flow, "max_input_chars", DEFAULT_MAX_INPUT_CHARS))
 
+    @functools.cached_property
+    def graph_mermaid(self) -> str | None:
+        """LangGraph's Mermaid drawing of this flow's graph (``None`` if it cannot draw it); stored in each run's
+        metadata as ``graph_mermaid`` so ``crossroads ui`` can show the whole graph with the path taken."""
+        try:
+            return str(self.__dict__["graph"].get_graph().draw_mermaid())
+        except Exception:  # drawing is a nicety: never let it stop a run
+            return None
+
     # -- delegation -----------------------------------------------------------------------------
     def __getattr__(self, item: str) -> Any:
         # forward LangGraph's API (get_graph, get_state, get_state_history, ...)
@@ -245,8 +255,11 @@ class CompiledFlow:
         text, replaced = validate_input(text, max_chars=self.max_input_chars)  # before anything runs or is written
         run_id = uuid.uuid4().hex
         thread = thread_id or run_id
+        run_meta = dict(metadata or {})
+        if self.graph_mermaid is not None:  # the whole graph, for the trace UI (computed once per compiled flow)
+            run_meta.setdefault("graph_mermaid", self.graph_mermaid)
         self.recorder.record(RunStart(run_id=run_id, flow=self.name, thread_id=thread, input=text,
-                                      metadata=dict(metadata or {})))
+                                      metadata=run_meta))
         if replaced:
             self.recorder.record(EventRecord(kind="input_normalised", run_id=run_id,
                                              detail={"lone_surrogates_replaced": replaced}))

@@ -4,6 +4,9 @@
   an outcome reward (exact match of the ``<answer>``) and a cost reward, combined as
   ``(outcome + format) * (1 - c) + cost_reward * c``. As in the paper's hierarchy, a completion with a
   format violation gets ``format = -1`` and its outcome and cost rewards are set to 0.
+- :func:`router_r1_replay_reward`: the same reward for ONE policy turn over a replayed pool (recorded
+  outcomes and prices), as Router-R1 is trained offline on a query-routing dataset: the recorded score of
+  the routed model stands in for the exact match of the final answer (see its docstring).
 - :func:`agent_selection_reward`: the reasoning router's (TCAndon-Router) target, "is the gold agent in
   the chosen set", with the same format convention and an optional penalty per extra agent.
 """
@@ -12,15 +15,17 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import RouterOutputError
 
 __all__ = ["R1Trajectory", "agent_selection_reward", "exact_match", "normalize_answer", "parse_r1_completion",
-           "router_r1_reward"]
+           "router_r1_replay_reward", "router_r1_reward"]
 
 _TAG = re.compile(r"<(/?)(think|search|information|answer)>")
+_TURN = re.compile(r"\s*<think>[^<]*</think>\s*(?:<search>[^<]*</search>|<answer>[^<]*</answer>)\s*")
+"""One policy turn as the run-time grammar (:meth:`RouterR1Router.grammar`) allows it."""
 
 
 def normalize_answer(text: str) -> str:
@@ -117,17 +122,69 @@ def router_r1_reward(
     ``outcome`` is the exact match of the answer; ``cost_reward = 1 - min(cost_usd / cost_scale_usd, 1)``
     (cheaper is better). A format violation zeroes outcome and cost rewards (the paper's hierarchy).
     """
+    _check_weights(c, cost_scale_usd)
+    traj = parse_r1_completion(completion, pool=pool)
+    if not traj.format_ok:
+        return _combine(None, 0.0, cost_scale_usd, c)
+    return _combine(exact_match(traj.answer or "", gold), cost_usd, cost_scale_usd, c)
+
+
+def _check_weights(c: float, cost_scale_usd: float) -> None:
     if not 0.0 <= c <= 1.0:
         raise ValueError(f"c (the cost weight) must be in [0, 1], got {c}")
     if cost_scale_usd <= 0:
         raise ValueError(f"cost_scale_usd must be > 0, got {cost_scale_usd}")
-    traj = parse_r1_completion(completion, pool=pool)
-    if not traj.format_ok:
+
+
+def _combine(outcome: float | None, cost_usd: float, cost_scale_usd: float, c: float) -> float:
+    """``(outcome + format) * (1 - c) + cost_reward * c``; ``outcome=None`` is a format violation
+    (format -1, outcome and cost rewards 0)."""
+    if outcome is None:
         return -1.0 * (1.0 - c)
-    fmt = 0.0
-    outcome = exact_match(traj.answer or "", gold)
     cost_reward = 1.0 - min(max(cost_usd, 0.0) / cost_scale_usd, 1.0)
-    return (outcome + fmt) * (1.0 - c) + cost_reward * c
+    return (outcome + 0.0) * (1.0 - c) + cost_reward * c
+
+
+def router_r1_replay_reward(
+    completion: str,
+    *,
+    scores: Mapping[str, float],
+    costs: Mapping[str, float],
+    cost_scale_usd: float,
+    c: float = 0.0,
+    pool: Sequence[str] | None = None,
+) -> float:
+    """Router-R1's reward for one policy turn over a replayed pool: ``(outcome + format) * (1 - c) +
+    cost_reward * c`` from the row's recorded ``scores`` and ``costs`` (USD) per model.
+
+    - format: the turn must be what the run-time grammar allows, ``<think>...</think>`` then one
+      ``<search>MODEL: sub-query</search>`` (MODEL in ``pool``, default the scored models; parsed by
+      :func:`~crossroads.routers.router_r1.parse_r1_action`, as at run time) or one
+      ``<answer>...</answer>``, nothing else; otherwise format = -1 and outcome and cost rewards are 0.
+    - outcome: the routed model's recorded score. In a replayed pool the consulted model's reply is
+      its recorded outcome, and the suite scores a Router-R1 episode by the recorded score of the
+      model consulted last, so the recorded score stands in for the exact match of the final answer.
+      An answer without consulting any model has outcome 0 (the replay has no gold answer to match;
+      the suite scores it 0 too) and costs nothing.
+    - cost_reward: ``1 - min(cost / cost_scale_usd, 1)`` (e.g. ``cost_scale_usd`` = the row's most
+      expensive model: it gets 0, a free answer 1).
+    """
+    from ..errors import RouterOutputError
+    from .router_r1 import parse_r1_action
+
+    _check_weights(c, cost_scale_usd)
+    names = list(pool) if pool is not None else list(scores)
+    if not _TURN.fullmatch(completion):
+        return _combine(None, 0.0, cost_scale_usd, c)
+    try:
+        kind, _, what, _ = parse_r1_action(completion, names)
+    except RouterOutputError:
+        return _combine(None, 0.0, cost_scale_usd, c)
+    if kind == "answer":
+        return _combine(0.0, 0.0, cost_scale_usd, c)
+    if what not in scores or what not in costs:
+        raise ValueError(f"router_r1_replay_reward: pool model {what!r} has no recorded score/cost in this row")
+    return _combine(float(scores[what]), float(costs[what]), cost_scale_usd, c)
 
 
 def agent_selection_reward(

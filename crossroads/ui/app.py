@@ -1,9 +1,11 @@
 """``crossroads ui``: a local, read-only web app over a trace DB (any SQLAlchemy URL).
 
-Server-side Jinja2 templates and one stylesheet shipped in the wheel (no CDN, no JavaScript needed):
-the runs list (filters, search), a run page (path taken, steps timeline, every decision with each
-candidate's score as a bar, calls, events) and a routers page (decisions per target, p50/p99 latency,
-error and fallback rates, low-confidence decisions). The same key rule as ``crossroads serve``: with an
+Server-side Jinja2 templates, inline SVG charts, one stylesheet and one small script shipped in the wheel
+(no CDN; every page works without JavaScript): the runs list (filters, search; new runs appear live by
+polling ``/api/runs?since=``), a run page (the flow's graph with the path taken, steps timeline, every
+decision with each candidate's score as a bar, calls, events), a routers page (decisions per target over
+time, score and margin histograms, p50/p99 latency, error and fallback rates, low-confidence decisions)
+and the evals pages (stored eval runs, one run's metrics and plots, two runs side by side). The same key rule as ``crossroads serve``: with an
 API key every page needs it (``Authorization: Bearer <key>``, or ``?key=<key>`` once, which sets a cookie).
 """
 
@@ -16,10 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TraceStoreError
-from ..tracing.store import TraceStore
-from .queries import RunFilter, candidate_bars, distinct_values, list_runs, router_stats, top2_margin
+from ..tracing.store import EvalStore, TraceStore
+from .charts import histogram_svg, stacked_series_svg
+from .evals import compare_table, eval_plots, eval_table
+from .graph_svg import graph_svg, parse_mermaid
+from .queries import (
+    ROUTER_SAMPLE,
+    RunFilter,
+    candidate_bars,
+    distinct_values,
+    list_runs,
+    router_stats,
+    top2_margin,
+)
 
-__all__ = ["build_ui_app", "mermaid_path"]
+__all__ = ["build_ui_app", "mermaid_path", "run_path"]
 
 HERE = Path(__file__).parent
 KEY_COOKIE = "crossroads_ui_key"
@@ -33,6 +46,23 @@ def mermaid_path(nodes: list[str]) -> str:
     lines += [f'    {i}["{n.replace(chr(34), "")}"]' for i, n in zip(ids, names, strict=True)]
     lines += [f"    {a} --> {b}" for a, b in zip(ids, ids[1:], strict=False)]
     return "\n".join(lines)
+
+
+def run_path(run: dict[str, Any], graph_nodes: Any = ()) -> list[str]:
+    """The node ids a run visited, in order, as named in LangGraph's graph: ``__start__``, each decision's
+    decision node (``<source>_decide``, when the graph has one) before the step it chose, each step's node,
+    and ``__end__`` once the run has ended."""
+    events: list[tuple[float, int, str]] = []
+    for d in run.get("decisions") or []:
+        decide = f"{str(d.get('source') or '').strip('_')}_decide"
+        if decide in graph_nodes:
+            events.append((d.get("created_at") or 0.0, 0, decide))
+    for s in run.get("steps") or []:
+        events.append((s.get("started_at") or 0.0, 1, s["node"]))
+    path = ["__start__"] + [n for _, _, n in sorted(events, key=lambda e: (e[0], e[1]))]
+    if run.get("status") in ("succeeded", "failed"):
+        path.append("__end__")
+    return path
 
 
 def _ts(t: float | None) -> str:
@@ -69,6 +99,8 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         return await call_next(request)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    # The page handlers below are plain functions: FastAPI runs them in its thread pool, so a slow page (the
+    # routers page at 100k decisions) never stalls the event loop, and the live poll keeps answering.
 
     def _float(v: str | None) -> float | None:
         try:
@@ -77,16 +109,18 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
             return None
 
     @app.get("/", response_class=HTMLResponse)
-    async def runs(request: Request) -> Any:
+    def runs(request: Request) -> Any:
         p = request.query_params
         f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
                       target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None,
                       limit=int(p.get("limit") or 50) if (p.get("limit") or "50").isdigit() else 50)
         rows = list_runs(store, f)
-        return templates.TemplateResponse(request, "runs.html", {"runs": rows, "f": f, "menus": distinct_values(store)})
+        newest = max((r["started_at"] for r in rows), default=0.0)
+        return templates.TemplateResponse(request, "runs.html", {"runs": rows, "f": f, "menus": distinct_values(store),
+                                                                 "since": newest})
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    async def run_page(request: Request, run_id: str) -> Any:
+    def run_page(request: Request, run_id: str) -> Any:
         try:
             run = store.get_run(run_id)
         except TraceStoreError as exc:
@@ -101,15 +135,80 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
             d["margin"] = top2_margin([c.get("score") for c in d["candidates"]])
         graph = run["metadata"].get("graph_mermaid") if isinstance(run["metadata"], dict) else None
         path = mermaid_path([s["node"] for s in run["steps"]])
+        if isinstance(graph, str) and parse_mermaid(graph).nodes:
+            svg = graph_svg(graph, run_path(run, parse_mermaid(graph).nodes))
+        else:  # no stored graph (a run recorded before it was stored): the path taken
+            svg = graph_svg(path, [f"n{i}" for i in range(len(run["steps"]) + 2)])
+        meta = {k: v for k, v in run["metadata"].items() if k != "graph_mermaid"} if isinstance(run["metadata"], dict) else run["metadata"]
         return templates.TemplateResponse(request, "run.html", {
-            "run": run, "graph": graph, "path": path,
-            "metadata": json.dumps(run["metadata"], indent=2, default=str)})
+            "run": run, "graph": graph, "path": path, "graph_svg": svg,
+            "metadata": json.dumps(meta, indent=2, default=str)})
+
+    @app.get("/api/runs")
+    def api_runs(request: Request) -> Any:
+        """Runs started at or after ``since`` (epoch seconds) matching the runs list's filters, newest first:
+        what the runs list's script polls to show new runs live."""
+        p = request.query_params
+        since = _float(p.get("since"))
+        f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
+                      target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None, limit=100)
+        rows = list_runs(store, f, since=since)
+        return JSONResponse({"runs": [{"id": r["id"], "flow": r["flow"], "status": r["status"], "steps": r["steps"],
+                                       "decisions": r["decisions"], "cost_usd": r["cost_usd"], "started_at": r["started_at"],
+                                       "started": _ts(r["started_at"]), "input": (r["input"] or "")[:80]} for r in rows]})
 
     @app.get("/routers", response_class=HTMLResponse)
-    async def routers(request: Request) -> Any:
-        margin = _float(request.query_params.get("margin"))
-        stats = router_stats(store, margin_below=margin if margin is not None else 0.1)
-        return templates.TemplateResponse(request, "routers.html",
-                                          {"routers": stats, "margin": margin if margin is not None else 0.1})
+    def routers(request: Request) -> Any:
+        p = request.query_params
+        margin = _float(p.get("margin"))
+        sample = _float(p.get("sample"))
+        hours = _float(p.get("hours"))
+        stats = router_stats(store, margin_below=margin if margin is not None else 0.1,
+                             sample=int(sample) if sample and sample >= 1 else ROUTER_SAMPLE,
+                             hours=hours if hours and hours > 0 else None)
+        for r in stats:
+            r["series_svg"] = stacked_series_svg(r["series"])
+            r["score_svg"] = histogram_svg(r["score_hist"], label="chosen candidate's score")
+            r["margin_svg"] = histogram_svg(r["margin_hist"], label="top-2 margin")
+        return templates.TemplateResponse(request, "routers.html", {
+            "routers": stats, "margin": margin if margin is not None else 0.1, "hours": hours or "",
+            "sample": int(sample) if sample and sample >= 1 else ROUTER_SAMPLE})
+
+    evals = EvalStore(store)
+
+    def _eval_or_404(request: Request, run_id: str) -> Any:
+        try:
+            return evals.get(run_id)
+        except TraceStoreError as exc:
+            return templates.TemplateResponse(request, "missing.html", {"message": str(exc)}, status_code=404)
+
+    @app.get("/evals", response_class=HTMLResponse)
+    def eval_list(request: Request) -> Any:
+        suite = request.query_params.get("suite") or None
+        rows = evals.list(limit=200, suite=suite)
+        return templates.TemplateResponse(request, "evals.html", {"evals": rows, "suite": suite or ""})
+
+    @app.get("/evals/compare", response_class=HTMLResponse)
+    def eval_compare(request: Request) -> Any:
+        p = request.query_params
+        a = _eval_or_404(request, p.get("a") or "")
+        if isinstance(a, Response):
+            return a
+        b = _eval_or_404(request, p.get("b") or "")
+        if isinstance(b, Response):
+            return b
+        all_metrics = p.get("all") == "1"
+        return templates.TemplateResponse(request, "compare.html", {
+            "a": a, "b": b, "rows": compare_table(a, b, all_metrics=all_metrics), "all": all_metrics,
+            "same_kind": a["kind"] == b["kind"]})
+
+    @app.get("/evals/{run_id}", response_class=HTMLResponse)
+    def eval_page(request: Request, run_id: str) -> Any:
+        run = _eval_or_404(request, run_id)
+        if isinstance(run, Response):
+            return run
+        return templates.TemplateResponse(request, "eval.html", {
+            "run": run, "table": eval_table(run), "plots": eval_plots(run),
+            "summary": json.dumps(run["summary"], indent=2, default=str)})
 
     return app

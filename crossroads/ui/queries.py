@@ -9,17 +9,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Integer, and_, exists, func, literal_column, or_, select
 
 from ..tracing.schema import CallRow, DecisionRow, EventRow, RunRow, StepRow
 from ..tracing.store import TraceStore
 
-__all__ = ["RunFilter", "candidate_bars", "list_runs", "router_stats", "top2_margin"]
+__all__ = ["ROUTER_SAMPLE", "RunFilter", "candidate_bars", "chosen_score", "histogram", "list_runs", "router_stats",
+           "top2_margin"]
 
 _TABLES: list[Any] = [m.__table__ for m in (RunRow, StepRow, DecisionRow, CallRow, EventRow)]  # type: ignore[attr-defined,union-attr]
 RUNS, STEPS, DECISIONS, CALLS, EVENTS = _TABLES
-LOW_CONFIDENCE_SCAN = 20_000
-"""The routers page looks for low-confidence decisions among this many most recent decisions."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,12 @@ def _cost_expr() -> Any:
     return steps + decisions  # the run cost as crossroads.types.run_cost defines it: targets' steps + routers
 
 
-def list_runs(store: TraceStore, f: RunFilter) -> list[dict[str, Any]]:
-    """Most recent runs first matching ``f``, each with steps, decisions and cost."""
+def list_runs(store: TraceStore, f: RunFilter, *, since: float | None = None) -> list[dict[str, Any]]:
+    """Most recent runs first matching ``f`` (and started at or after ``since``), each with steps, decisions
+    and cost."""
     q = select(RUNS).order_by(RUNS.c.started_at.desc()).limit(max(1, min(f.limit, 500)))
+    if since is not None:
+        q = q.where(RUNS.c.started_at >= since)
     if f.flow:
         q = q.where(RUNS.c.flow == f.flow)
     if f.status:
@@ -126,47 +128,131 @@ def _percentile(sorted_values: Sequence[float], p: float) -> float | None:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
-def router_stats(store: TraceStore, *, margin_below: float = 0.1, low_limit: int = 50) -> list[dict[str, Any]]:
-    """Per router: decisions per target, p50/p99 latency, routing-error rate (``routing_error`` events on
-    its decisions / its decisions), fallback rate (``fallback`` events in runs it routed / its decisions),
-    and its low-confidence decisions (top-2 margin below ``margin_below``) among the most recent
-    :data:`LOW_CONFIDENCE_SCAN` decisions."""
+ROUTER_SAMPLE = 2_000
+"""Latency percentiles, score and margin histograms and low-confidence decisions are computed over each
+router's most recent decisions, at most this many (``?sample=`` changes it): their cost stays bounded
+whatever the DB's size, and the recent decisions are the ones an operator watches for drift. Counts per
+target, the time series and the error and fallback rates are exact, aggregated in SQL over every decision."""
+
+
+def _nice_width(span: float, buckets: int) -> float:
+    """The smallest 'round' bucket width (1 s, 2 s, 5 s, 10 s, 15 s, 30 s, 1 min, 2 min, 5 min, ... 1 day,
+    then whole days) that covers ``span`` seconds in fewer than ``buckets`` buckets."""
+    for w in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400):
+        if span / w < buckets:
+            return float(w)
+    return 86400.0 * math.ceil(span / 86400 / buckets + 1e-9)
+
+
+def histogram(values: Sequence[float], *, bins: int = 10, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    """Counts of ``values`` in ``bins`` equal bins over [lo, hi] (default: the values' range); the last bin
+    is closed (a value equal to ``hi`` counts there), values outside [lo, hi] are left out."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if lo is None:
+        lo = min(vals, default=0.0)
+    if hi is None:
+        hi = max(vals, default=1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    counts = [0] * bins
+    width = (hi - lo) / bins
+    for v in vals:
+        if lo <= v <= hi:
+            counts[min(int((v - lo) / width), bins - 1)] += 1
+    return {"lo": lo, "hi": hi, "counts": counts, "edges": [lo + i * width for i in range(bins + 1)], "n": sum(counts)}
+
+
+def chosen_score(candidates: Sequence[Mapping[str, Any]], chosen: Sequence[str]) -> float | None:
+    """The score of the chosen candidate (the best of them for a fan-out); None if none has a finite score."""
+    scores = [c.get("score") for c in candidates if c.get("name") in chosen]
+    finite = [float(s) for s in scores if s is not None and math.isfinite(s)]
+    return max(finite) if finite else None
+
+
+def router_stats(store: TraceStore, *, margin_below: float = 0.1, low_limit: int = 50, buckets: int = 24,
+                 sample: int = ROUTER_SAMPLE, hours: float | None = None) -> list[dict[str, Any]]:
+    """Per router: decisions per target (all, and per time bucket), routing-error rate (``routing_error``
+    events on its decisions / its decisions), fallback rate (``fallback`` events in runs it routed / its
+    decisions); over its most recent ``sample`` decisions: p50/p99 latency, histograms of the chosen
+    candidate's score and of the top-2 margin, and the low-confidence decisions (margin < ``margin_below``).
+    ``hours`` keeps only the decisions of the last that many hours before the newest decision."""
+    sample = max(1, min(int(sample), 1_000_000))
     with store.engine.connect() as conn:
+        window: list[Any] = []
+        if hours is not None:
+            newest = conn.execute(select(func.max(DECISIONS.c.created_at))).scalar()
+            if newest is not None:
+                window = [DECISIONS.c.created_at >= newest - hours * 3600]
+        # apart, each is one index lookup (together, SQLite scans the index)
+        tmin = conn.execute(select(func.min(DECISIONS.c.created_at)).where(*window)).scalar()
+        tmax = conn.execute(select(func.max(DECISIONS.c.created_at)).where(*window)).scalar()
         per_target: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         totals: dict[str, int] = defaultdict(int)
-        for router, chosen_json, n in conn.execute(select(DECISIONS.c.router, DECISIONS.c.chosen_json, func.count())
-                                                   .group_by(DECISIONS.c.router, DECISIONS.c.chosen_json)):
-            totals[router] += n
-            for t in json.loads(chosen_json or "[]"):
-                per_target[router][t] += n
-        latencies: dict[str, list[float]] = defaultdict(list)
-        for router, lat in conn.execute(select(DECISIONS.c.router, DECISIONS.c.latency_ms).order_by(DECISIONS.c.router, DECISIONS.c.latency_ms)):
-            latencies[router].append(lat)
+        series: dict[str, dict[str, list[int]]] = defaultdict(dict)
+        width = _nice_width((tmax or 0.0) - (tmin or 0.0), buckets)
+        start = math.floor((tmin or 0.0) / width) * width
+        nb = int(((tmax or 0.0) - start) // width) + 1 if tmin is not None else 0
+        if tmin is not None:  # one scan, aggregated in SQL: the totals are the sums of the buckets
+            bucket = func.cast((DECISIONS.c.created_at - start) / width, Integer)
+            parsed: dict[str, list[str]] = {}
+            for router, b, chosen_json, n in conn.execute(
+                    select(DECISIONS.c.router, bucket, DECISIONS.c.chosen_json, func.count()).where(*window)
+                    .group_by(DECISIONS.c.router, bucket, DECISIONS.c.chosen_json)):
+                totals[router] += n
+                chosen = parsed.get(chosen_json)
+                if chosen is None:
+                    chosen = parsed[chosen_json] = json.loads(chosen_json or "[]")
+                for t in chosen:
+                    per_target[router][t] += n
+                    series[router].setdefault(t, [0] * nb)[min(max(int(b), 0), nb - 1)] += n
         errors: dict[str, int] = dict(conn.execute(select(DECISIONS.c.router, func.count()).select_from(
-            EVENTS.join(DECISIONS, EVENTS.c.decision_id == DECISIONS.c.id)).where(EVENTS.c.kind == "routing_error")
+            EVENTS.join(DECISIONS, EVENTS.c.decision_id == DECISIONS.c.id)).where(EVENTS.c.kind == "routing_error", *window)
             .group_by(DECISIONS.c.router)).all())
-        routed = select(DECISIONS.c.router, DECISIONS.c.run_id).distinct().subquery()
-        fallbacks: dict[str, int] = dict(conn.execute(select(routed.c.router, func.count()).select_from(
-            EVENTS.join(routed, EVENTS.c.run_id == routed.c.run_id)).where(EVENTS.c.kind == "fallback")
-            .group_by(routed.c.router)).all())
-        recent = conn.execute(select(DECISIONS.c.id, DECISIONS.c.run_id, DECISIONS.c.router, DECISIONS.c.candidates_json,
-                                     DECISIONS.c.chosen_json, DECISIONS.c.created_at)
-                              .order_by(DECISIONS.c.created_at.desc()).limit(LOW_CONFIDENCE_SCAN)).mappings().all()
-    low: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for d in recent:
-        if len(low[d["router"]]) >= low_limit:
-            continue
-        m = top2_margin([c.get("score") for c in json.loads(d["candidates_json"] or "[]")])
-        if m is not None and m < margin_below:
-            low[d["router"]].append({"id": d["id"], "run_id": d["run_id"], "margin": m,
-                                     "chosen": json.loads(d["chosen_json"] or "[]"), "created_at": d["created_at"]})
+        routed = select(DECISIONS.c.router, DECISIONS.c.run_id).where(*window).distinct().subquery()
+        fb_runs = select(EVENTS.c.run_id, func.count().label("n")).where(EVENTS.c.kind == "fallback").group_by(EVENTS.c.run_id).subquery()
+        fallbacks: dict[str, int] = dict(conn.execute(select(routed.c.router, func.sum(fb_runs.c.n)).select_from(
+            fb_runs.join(routed, fb_runs.c.run_id == routed.c.run_id)).group_by(routed.c.router)).all())
+        # most recent first: on SQLite by rowid (the order rows were written; the router index holds it, so no
+        # sort of all the router's rows), elsewhere by created_at
+        order = literal_column("rowid").desc() if store.url.startswith("sqlite") else DECISIONS.c.created_at.desc()
+        recent: dict[str, list[Any]] = {}
+        for router in totals:
+            recent[router] = list(conn.execute(
+                select(DECISIONS.c.id, DECISIONS.c.run_id, DECISIONS.c.latency_ms, DECISIONS.c.candidates_json,
+                       DECISIONS.c.chosen_json, DECISIONS.c.created_at)
+                .where(DECISIONS.c.router == router, *window).order_by(order).limit(sample)))
     out = []
     for router in sorted(totals):
         n = totals[router]
-        lat = latencies[router]
+        lat = sorted(r[2] for r in recent[router])
+        chosen_scores: list[float] = []
+        margins: list[float] = []
+        low: list[dict[str, Any]] = []
+        parsed_chosen: dict[str, list[str]] = {}
+        for did, run_id, _lat, cand_json, chosen_json, created in recent[router]:
+            cands = json.loads(cand_json or "[]")
+            chosen = parsed_chosen.get(chosen_json)
+            if chosen is None:
+                chosen = parsed_chosen[chosen_json] = json.loads(chosen_json or "[]")
+            cs = chosen_score(cands, chosen)
+            if cs is not None:
+                chosen_scores.append(cs)
+            m = top2_margin([c.get("score") for c in cands])
+            if m is None:
+                continue
+            margins.append(m)
+            if m < margin_below and len(low) < low_limit:
+                low.append({"id": did, "run_id": run_id, "margin": m, "chosen": chosen, "created_at": created})
+        unit = all(0.0 <= s <= 1.0 for s in chosen_scores)
         out.append({"router": router, "decisions": n,
                     "targets": sorted(per_target[router].items(), key=lambda kv: (-kv[1], kv[0])),
+                    "series": {"start": start, "width": width, "buckets": nb,
+                               "targets": sorted(series[router].items(), key=lambda kv: (-sum(kv[1]), kv[0]))},
+                    "sample": len(recent[router]),
+                    "sample_since": recent[router][-1][5] if recent[router] else None,
                     "p50_ms": _percentile(lat, 50), "p99_ms": _percentile(lat, 99),
-                    "error_rate": errors.get(router, 0) / n, "fallback_rate": fallbacks.get(router, 0) / n,
-                    "low_confidence": low.get(router, [])})
+                    "score_hist": histogram(chosen_scores, lo=0.0 if unit else None, hi=1.0 if unit else None),
+                    "margin_hist": histogram(margins, lo=0.0, hi=1.0 if unit else None),
+                    "error_rate": errors.get(router, 0) / n, "fallback_rate": (fallbacks.get(router) or 0) / n,
+                    "low_confidence": low})
     return out
