@@ -86,7 +86,6 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
         register_router,
     )
     from .routers.bandit import LinUCBRouter
-    from .training.encoder import EncoderTrainConfig, train_encoder_router
     from .routers.cascade import CascadeRouter
     from .routers.intent import (
         CentroidRouter,
@@ -104,6 +103,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .training.encoder import EncoderTrainConfig, train_encoder_router
     from .training.gguf_io import export_gguf, load_base
     from .training.r1_task import ModelRoutingTask
     from .types import (
