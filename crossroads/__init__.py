@@ -104,6 +104,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
     from .training.agent_task import AgentSelectionTask
+    from .training.encoder import EncoderTrainConfig, train_encoder_router
     from .training.gguf_io import export_gguf, load_base
     from .training.llm_router import train_llm_router
     from .training.r1_task import ModelRoutingTask
@@ -163,6 +164,7 @@ _EXPORTS = {
     "routers.bandit": ["LinUCBRouter"],
     "training.agent_task": ["AgentSelectionTask"],
     "training.llm_router": ["train_llm_router"],
+    "training.encoder": ["EncoderTrainConfig", "train_encoder_router"],
     "training.gguf_io": ["export_gguf", "load_base"],
     "training.r1_task": ["ModelRoutingTask"],
     "types": ["END", "START", "CallUsage", "CostModel", "Decision", "Feedback", "Health", "HealthStatus", "Message",
@@ -220,6 +222,8 @@ __all__ = [
     "LLMRouter",
     "LearnedRouter",
     "LinUCBRouter",
+    "EncoderTrainConfig",
+    "train_encoder_router",
     "LiteLLMModel",
     "LlamaCppModel",
     "MalformedResponseError",
