@@ -160,6 +160,7 @@ def train_llm_router(
     grpo_limit: int | None = None,
     save_steps: int = 50,
     eval_samples: int = 0,
+    eval_untrained: bool = True,
     export: bool = True,
     threads: int | None = None,
     progress: bool = True,
@@ -232,11 +233,14 @@ def train_llm_router(
         state["metrics"][name] = res
         _write_state(out, state)
 
-    evaluate("untrained", model)
+    if eval_untrained:
+        evaluate("untrained", model)
     common = {"logging_steps": 1, "save_steps": save_steps, "save_total_limit": 2, "seed": seed,
               "report_to": "none", "disable_tqdm": not progress, "use_cpu": not cuda,
               "dataloader_num_workers": 0, "gradient_accumulation_steps": grad_accum,
-              "gradient_checkpointing": False}
+              "gradient_checkpointing": False,
+              # trl defaults bf16 to True: autocast to bf16 on a CPU without bf16 units is many times slower
+              "bf16": bool(cuda and torch.cuda.is_bf16_supported())}
     last_stage_model = model
     for stage in stages:
         sdir = out / stage
@@ -363,7 +367,7 @@ def model_card_md(report: Mapping[str, Any]) -> str:
 TASKS = {"agent_selection": "the reasoning router (type: reasoning) on intent data: builtin:clinc150, builtin:banking77, a text,label file",
          "model_routing": "Router-R1 (type: router_r1) on recorded outcomes: builtin:llmrouter-9models, builtin:routellm-2models"}
 _TRAIN_KEYS = {"lora_r", "lora_alpha", "sft_epochs", "num_generations", "grpo_prompts", "lr", "grpo_lr", "batch",
-               "grad_accum", "max_len", "max_completion", "temperature", "grpo_limit", "save_steps", "threads", "seed"}
+               "grad_accum", "max_len", "max_completion", "temperature", "grpo_limit", "save_steps", "threads", "seed", "eval_untrained"}
 
 
 def build_task(data: str, task: str | None = None, **params: Any) -> LLMRouterTask:
