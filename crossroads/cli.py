@@ -619,14 +619,14 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), or encoder (fine-tuned MiniLM + classifier head; needs the [train] extra)."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), or encoder (fine-tuned MiniLM + classifier head; needs the train extra)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
     test_file: Path | None = typer.Option(None, "--test", help="encoder: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run [default: 15]; fine-tuning stops early to fit."),
-    epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows [default: 4]."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run (default 15); fine-tuning stops early to fit."),
+    epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4)."),
 ) -> None:
     """Train a router and save it as a file that flows and suites load by path.
 
