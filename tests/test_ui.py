@@ -82,6 +82,14 @@ def test_runs_list_filters_and_search(filled):
     assert _run_ids(c.get("/?q=refund").text) == ["runB0002"]  # input text
     assert _run_ids(c.get("/?q=100%25").text) == []  # LIKE wildcards are escaped
     assert "0.021000" in c.get("/?q=runA").text
+    import datetime as dt
+
+    def local(t):  # the form's datetime-local value for epoch t (the server's local time)
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")
+
+    assert _run_ids(c.get(f"/?from={local(T0 + 10)}").text) == ["runC0003", "runB0002"]  # B starts at T0+10: included
+    assert _run_ids(c.get(f"/?from={local(T0 + 5)}&to={local(T0 + 20)}").text) == ["runB0002"]  # C at T0+20: excluded
+    assert _run_ids(c.get("/?from=not-a-date").text) == ["runC0003", "runB0002", "runA0001"]  # ignored
 
 
 def test_run_page_shows_path_steps_every_candidate_bar_calls_and_events(filled):
@@ -313,7 +321,8 @@ def test_routers_page_series_histograms_window_and_sample(filled):
     row = re.search(r'data-router="triage">(.*?)</tr>', c.get("/routers?sample=1").text, re.S).group(1)
     cells = re.findall(r"<td>(.*?)</td>", row, re.S)
     assert cells[1] == "2" and cells[3] == "3.000" and cells[4] == "3.000"
-    assert _nice_width(20, 24) == 1 and _nice_width(24, 24) == 5 and _nice_width(3600, 24) == 300
+    assert _nice_width(20, 24) == 1 and _nice_width(24, 24) == 2 and _nice_width(3600, 24) == 300
+    assert _nice_width(1500, 24) == 120 and _nice_width(0, 24) == 1
     assert _nice_width(30 * 86400, 24) == 2 * 86400
     h = histogram([0.0, 0.1, 0.95, 1.0, 1.5], bins=10, lo=0.0, hi=1.0)
     assert h["counts"] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2] and h["n"] == 4  # 1.0 in the closed last bin; 1.5 left out
@@ -385,3 +394,10 @@ def test_api_runs_since_with_filters_and_key(filled):
     assert c.get("/static/live.js").status_code == 200
     k = TestClient(build_ui_app(str(db), api_key="k3y"))
     assert k.get("/api/runs").status_code == 401 and k.get("/evals").status_code == 401
+    assert 'http-equiv="refresh"' not in c.get("/runs/runA0001").text
+    rec = SQLRecorder(str(db))
+    rec.record(RunStart(run_id="runR0009", flow="support", thread_id="t9", input="still going", started_at=T0 + 30))
+    rec.close()
+    rec.store.close()
+    assert 'http-equiv="refresh"' in c.get("/runs/runR0009").text  # a running run's page reloads until it ends
+    assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 20}").json()["runs"]] == ["runR0009", "runC0003"]

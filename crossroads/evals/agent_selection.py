@@ -27,7 +27,7 @@ import numpy as np
 
 from .._io import iter_jsonl, open_text
 from ..errors import ConfigError, UnknownNameError
-from ..routers.intent import OOS, train_intent_router
+from ..routers.intent import INTENT_ROUTERS, OOS, load_intent_router, train_intent_router
 from ..routers.semantic import SemanticRouter
 from ..routers.simple import RandomRouter
 from ..types import RouteContext, TargetInfo
@@ -346,7 +346,19 @@ def build_agent_router(kind: str, params: Mapping[str, Any], data: SelectionData
     if kind == "random":
         return RandomRouter(seed=int(p.get("seed", seed)))
     router: Any
-    if kind == "semantic":
+    if "path" in p:  # an already trained router file (e.g. crossroads train encoder): loaded, not retrained
+        if kind not in INTENT_ROUTERS:
+            raise ConfigError(f"agent-selection router type {kind!r} takes no path; trained files load as "
+                              f"{', '.join(INTENT_ROUTERS)}")
+        extra = sorted(set(p) - {"path"})
+        if extra:
+            raise ConfigError(f"router {kind} with a trained path: {', '.join(extra)} would be ignored (the file "
+                              "holds its parameters); remove them")
+        over = {"fallback": fallback, "set_margin": set_margin, "max_set": max_set, "embedder": embedder}
+        router = load_intent_router(str(p["path"]), **{k: v for k, v in over.items() if v is not None})
+        if router.kind != kind:
+            raise ConfigError(f"{p['path']} holds a {router.kind!r} router, not {kind!r}: use type: {router.kind}")
+    elif kind == "semantic":
         cards = agent_cards(data.fit, examples=int(p.pop("examples", 5)), seed=seed)
         router = SemanticRouter({a: c["examples"] + [c["description"]] for a, c in cards.items()}, default=fallback,
                                 embedder=embedder, **p)

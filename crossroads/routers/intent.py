@@ -19,11 +19,17 @@ classifier the confidence is the maximum in-scope softmax probability, the basel
 ``crossroads train centroid|knn_intent|nearest|classifier`` writes one ``.npz`` file; a flow loads it
 with ``type: centroid, params: {path: agents.npz, fallback: general}``; the agent-selection suites score
 the same objects through :meth:`Router.route_batch`.
+
+A router file may name its own encoder (``crossroads train encoder``: a fine-tuned MiniLM exported to
+ONNX next to the ``.npz``, meta key ``encoder: {path, sha256}``, the path relative to the ``.npz``). Loading
+it embeds with that encoder (:func:`~crossroads.agents.embeddings.encoder_embedder`, sha256 checked), never
+with the default one: the head is only valid for the encoder it was trained with.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -164,6 +170,8 @@ class IntentRouter(UsesEmbedder, Router):
         self.max_set = int(max_set)
         self.calibration: dict[str, Any] = {}
         self._embedder = embedder
+        self.encoder: dict[str, str] | None = None
+        """``{path, sha256}`` of the router's own ONNX encoder (a fine-tuned MiniLM), else ``None``."""
 
     # --- scoring -------------------------------------------------------------------------------
     def agent_scores(self, X: np.ndarray) -> np.ndarray:
@@ -245,6 +253,10 @@ class IntentRouter(UsesEmbedder, Router):
                 "threshold": self.threshold, "fallback": self.fallback, "set_margin": self.set_margin,
                 "max_set": self.max_set, "calibration": self.calibration}
         path = Path(path)
+        if self.encoder is not None:  # saved relative to the router file, so the pair can move together
+            enc = Path(self.encoder["path"])
+            rel = os.path.relpath(enc.resolve(), path.resolve().parent) if enc.is_absolute() else str(enc)
+            meta["encoder"] = {"path": Path(rel).as_posix(), "sha256": self.encoder["sha256"]}
         with path.open("wb") as fh:
             arrays: dict[str, Any] = {"__meta__": np.array(json.dumps(meta)), **self.arrays()}
             np.savez_compressed(fh, **arrays)
@@ -280,8 +292,17 @@ def load_intent_router(path: str | Path, **overrides: Any) -> IntentRouter:
     meta, arrays = _read(path)
     kw = {k: meta.get(k) for k in ("threshold", "fallback", "set_margin", "max_set") if meta.get(k) is not None}
     kw.update(overrides)
+    enc = meta.get("encoder")
+    if enc is not None:  # the router's own encoder always wins over an embedder override
+        if not (isinstance(enc, dict) and isinstance(enc.get("path"), str) and isinstance(enc.get("sha256"), str)):
+            raise ConfigError(f"{path}: meta key 'encoder' must be {{path, sha256}}, not {enc!r}")
+        from ..agents.embeddings import encoder_embedder
+
+        kw["embedder"] = encoder_embedder(Path(path).parent / enc["path"], enc["sha256"])
     r = INTENT_ROUTERS[meta["kind"]].from_arrays(arrays, meta["agents"], meta.get("params", {}), **kw)
     r.calibration = meta.get("calibration") or {}
+    if enc is not None:
+        r.encoder = {"path": str((Path(path).parent / enc["path"]).resolve()), "sha256": enc["sha256"]}
     return r
 
 

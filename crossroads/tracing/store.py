@@ -144,6 +144,8 @@ class TraceStore:
         self.read_only = read_only
         self.busy_timeout_s = _busy_timeout_s(busy_timeout_s)
         self.upgraded: UpgradeReport | None = None
+        self.created_folder: Path | None = None
+        """The folder this open created for a new DB file (``None`` when it existed), for callers to say so."""
         self._sqlite = self.url.startswith("sqlite")
         where = path or self.url
         if path is not None:
@@ -170,7 +172,12 @@ class TraceStore:
                                       f"or pass --db / set {DB_ENV_VAR} to another file") from exc
             classify(state, str(where))
             _check_writable(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.exists():
+                top = path.parent
+                while not top.parent.exists():
+                    top = top.parent
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.created_folder = top
         memory = self._sqlite and path is None
         if memory:  # one shared connection, or every connection would see its own empty DB
             self.engine = create_engine(self.url, poolclass=StaticPool, connect_args={"check_same_thread": False})

@@ -99,6 +99,8 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         return await call_next(request)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    # The page handlers below are plain functions: FastAPI runs them in its thread pool, so a slow page (the
+    # routers page at 100k decisions) never stalls the event loop, and the live poll keeps answering.
 
     def _float(v: str | None) -> float | None:
         try:
@@ -106,19 +108,30 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         except ValueError:
             return None
 
+    def _time(v: str | None) -> float | None:
+        """A ``datetime-local`` value (``2026-12-03T14:05``, the server's local time, as the pages show times)."""
+        try:
+            return dt.datetime.fromisoformat(v).timestamp() if v else None
+        except ValueError:
+            return None
+
+    def _filter(p: Any, limit: int) -> RunFilter:
+        return RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
+                         target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None,
+                         started_from=_time(p.get("from")), started_to=_time(p.get("to")), limit=limit)
+
     @app.get("/", response_class=HTMLResponse)
-    async def runs(request: Request) -> Any:
+    def runs(request: Request) -> Any:
         p = request.query_params
-        f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
-                      target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None,
-                      limit=int(p.get("limit") or 50) if (p.get("limit") or "50").isdigit() else 50)
+        f = _filter(p, int(p.get("limit") or 50) if (p.get("limit") or "50").isdigit() else 50)
         rows = list_runs(store, f)
         newest = max((r["started_at"] for r in rows), default=0.0)
         return templates.TemplateResponse(request, "runs.html", {"runs": rows, "f": f, "menus": distinct_values(store),
-                                                                 "since": newest})
+                                                                 "since": newest, "from": p.get("from") or "",
+                                                                 "to": p.get("to") or ""})
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    async def run_page(request: Request, run_id: str) -> Any:
+    def run_page(request: Request, run_id: str) -> Any:
         try:
             run = store.get_run(run_id)
         except TraceStoreError as exc:
@@ -143,20 +156,18 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
             "metadata": json.dumps(meta, indent=2, default=str)})
 
     @app.get("/api/runs")
-    async def api_runs(request: Request) -> Any:
+    def api_runs(request: Request) -> Any:
         """Runs started at or after ``since`` (epoch seconds) matching the runs list's filters, newest first:
         what the runs list's script polls to show new runs live."""
         p = request.query_params
         since = _float(p.get("since"))
-        f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
-                      target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None, limit=100)
-        rows = list_runs(store, f, since=since)
+        rows = list_runs(store, _filter(p, 100), since=since)
         return JSONResponse({"runs": [{"id": r["id"], "flow": r["flow"], "status": r["status"], "steps": r["steps"],
                                        "decisions": r["decisions"], "cost_usd": r["cost_usd"], "started_at": r["started_at"],
                                        "started": _ts(r["started_at"]), "input": (r["input"] or "")[:80]} for r in rows]})
 
     @app.get("/routers", response_class=HTMLResponse)
-    async def routers(request: Request) -> Any:
+    def routers(request: Request) -> Any:
         p = request.query_params
         margin = _float(p.get("margin"))
         sample = _float(p.get("sample"))
@@ -181,13 +192,13 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
             return templates.TemplateResponse(request, "missing.html", {"message": str(exc)}, status_code=404)
 
     @app.get("/evals", response_class=HTMLResponse)
-    async def eval_list(request: Request) -> Any:
+    def eval_list(request: Request) -> Any:
         suite = request.query_params.get("suite") or None
         rows = evals.list(limit=200, suite=suite)
         return templates.TemplateResponse(request, "evals.html", {"evals": rows, "suite": suite or ""})
 
     @app.get("/evals/compare", response_class=HTMLResponse)
-    async def eval_compare(request: Request) -> Any:
+    def eval_compare(request: Request) -> Any:
         p = request.query_params
         a = _eval_or_404(request, p.get("a") or "")
         if isinstance(a, Response):
@@ -201,7 +212,7 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
             "same_kind": a["kind"] == b["kind"]})
 
     @app.get("/evals/{run_id}", response_class=HTMLResponse)
-    async def eval_page(request: Request, run_id: str) -> Any:
+    def eval_page(request: Request, run_id: str) -> Any:
         run = _eval_or_404(request, run_id)
         if isinstance(run, Response):
             return run

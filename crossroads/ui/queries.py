@@ -30,6 +30,10 @@ class RunFilter:
     min_cost: float | None = None
     q: str | None = None
     """A run id prefix, or text the run's input contains."""
+    started_from: float | None = None
+    """Runs started at or after this time (epoch seconds)."""
+    started_to: float | None = None
+    """Runs started before this time (epoch seconds)."""
     limit: int = 50
 
 
@@ -49,6 +53,10 @@ def list_runs(store: TraceStore, f: RunFilter, *, since: float | None = None) ->
         q = q.where(RUNS.c.flow == f.flow)
     if f.status:
         q = q.where(RUNS.c.status == f.status)
+    if f.started_from is not None:
+        q = q.where(RUNS.c.started_at >= f.started_from)
+    if f.started_to is not None:
+        q = q.where(RUNS.c.started_at < f.started_to)
     if f.router or f.target:
         conds = [DECISIONS.c.run_id == RUNS.c.id]
         if f.router:
@@ -136,9 +144,9 @@ target, the time series and the error and fallback rates are exact, aggregated i
 
 
 def _nice_width(span: float, buckets: int) -> float:
-    """The smallest 'round' bucket width (1 s, 5 s, 10 s, 30 s, 1 min, 5 min, ... 1 day, then whole days)
-    that covers ``span`` seconds in at most ``buckets`` buckets."""
-    for w in (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400):
+    """The smallest 'round' bucket width (1 s, 2 s, 5 s, 10 s, 15 s, 30 s, 1 min, 2 min, 5 min, ... 1 day,
+    then whole days) that covers ``span`` seconds in fewer than ``buckets`` buckets."""
+    for w in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400):
         if span / w < buckets:
             return float(w)
     return 86400.0 * math.ceil(span / 86400 / buckets + 1e-9)
