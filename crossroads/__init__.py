@@ -103,8 +103,10 @@ if TYPE_CHECKING:  # the real imports, for type checkers and IDEs
     from .routers.router_r1 import RouterR1Router, router_r1_agent
     from .skills import Skill, SkillRegistry, SkillRouter, load_skills, skill_agent, skill_from_callable
     from .tracing import MemoryRecorder, NullRecorder, Recorder, SQLRecorder, TraceStore
+    from .training.agent_task import AgentSelectionTask
     from .training.encoder import EncoderTrainConfig, train_encoder_router
     from .training.gguf_io import export_gguf, load_base
+    from .training.llm_router import train_llm_router
     from .training.r1_task import ModelRoutingTask
     from .types import (
         END,
@@ -160,6 +162,8 @@ _EXPORTS = {
     "routers.learned": ["LearnedRouter"],
     "routers.cascade": ["CascadeRouter"],
     "routers.bandit": ["LinUCBRouter"],
+    "training.agent_task": ["AgentSelectionTask"],
+    "training.llm_router": ["train_llm_router"],
     "training.encoder": ["EncoderTrainConfig", "train_encoder_router"],
     "training.gguf_io": ["export_gguf", "load_base"],
     "training.r1_task": ["ModelRoutingTask"],
@@ -189,6 +193,7 @@ __all__ = [
     "END",
     "START",
     "__version__",
+    "AgentSelectionTask",
     "AllModelsFailedError",
     "CallUsage",
     "CascadeRouter",
@@ -291,6 +296,7 @@ __all__ = [
     "router_r1_agent",
     "router_r1_reward",
     "tool",
+    "train_llm_router",
     "train_intent_router",
     "BudgetExceededError",
     "InputError",

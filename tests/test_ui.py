@@ -82,6 +82,14 @@ def test_runs_list_filters_and_search(filled):
     assert _run_ids(c.get("/?q=refund").text) == ["runB0002"]  # input text
     assert _run_ids(c.get("/?q=100%25").text) == []  # LIKE wildcards are escaped
     assert "0.021000" in c.get("/?q=runA").text
+    import datetime as dt
+
+    def local(t):  # the form's datetime-local value for epoch t (the server's local time)
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")
+
+    assert _run_ids(c.get(f"/?from={local(T0 + 10)}").text) == ["runC0003", "runB0002"]  # B starts at T0+10: included
+    assert _run_ids(c.get(f"/?from={local(T0 + 5)}&to={local(T0 + 20)}").text) == ["runB0002"]  # C at T0+20: excluded
+    assert _run_ids(c.get("/?from=not-a-date").text) == ["runC0003", "runB0002", "runA0001"]  # ignored
 
 
 def test_run_page_shows_path_steps_every_candidate_bar_calls_and_events(filled):

