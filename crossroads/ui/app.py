@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TraceStoreError
+from ..evals.compare import test_set_differences
 from ..tracing.store import EvalStore, TraceStore
 from .charts import histogram_svg, stacked_series_svg
 from .evals import compare_table, eval_plots, eval_table
@@ -161,6 +162,9 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         what the runs list's script polls to show new runs live."""
         p = request.query_params
         since = _float(p.get("since"))
+        if since is None and p.get("since"):
+            return JSONResponse({"error": f"since must be epoch seconds (a number), not {str(p.get('since'))[:40]!r}"},
+                                status_code=400)
         rows = list_runs(store, _filter(p, 100), since=since)
         return JSONResponse({"runs": [{"id": r["id"], "flow": r["flow"], "status": r["status"], "steps": r["steps"],
                                        "decisions": r["decisions"], "cost_usd": r["cost_usd"], "started_at": r["started_at"],
@@ -200,6 +204,10 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
     @app.get("/evals/compare", response_class=HTMLResponse)
     def eval_compare(request: Request) -> Any:
         p = request.query_params
+        if not p.get("a") or not p.get("b"):
+            return templates.TemplateResponse(request, "missing.html", {
+                "message": "choose two eval runs to compare: /evals/compare?a=<run id>&b=<run id> (pick A and B on "
+                           "the evals page)"}, status_code=400)
         a = _eval_or_404(request, p.get("a") or "")
         if isinstance(a, Response):
             return a
@@ -209,7 +217,7 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         all_metrics = p.get("all") == "1"
         return templates.TemplateResponse(request, "compare.html", {
             "a": a, "b": b, "rows": compare_table(a, b, all_metrics=all_metrics), "all": all_metrics,
-            "same_kind": a["kind"] == b["kind"]})
+            "same_kind": a["kind"] == b["kind"], "test_set_differences": test_set_differences(a, b)})
 
     @app.get("/evals/{run_id}", response_class=HTMLResponse)
     def eval_page(request: Request, run_id: str) -> Any:
