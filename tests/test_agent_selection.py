@@ -126,6 +126,10 @@ def test_saved_routers_load_by_registry_name_with_the_same_scores(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(ConfigError, match="not a crossroads agent-selection router"):
         load_intent_router(tmp_path / "junk.npz")
+    good = (tmp_path / "centroid.npz").read_bytes()  # a truncated file (an interrupted copy) is a zip error inside numpy
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ConfigError, match=r"cut.npz is not a crossroads agent-selection router file .*write it again"):
+        load_intent_router(tmp_path / "cut.npz")
     with pytest.raises(ConfigError, match="does not exist"):
         create_router("centroid", {"path": str(tmp_path / "missing.npz")})
 

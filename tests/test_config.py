@@ -191,3 +191,19 @@ def test_quickstart_calculator_refuses_unbounded_work():
     assert mod.calculator("9.0 ** 999") == "I cannot compute '9.0 ** 999': 9.0 ** 999 overflows a float"
     assert mod.calculator("1 / 0") == "1 / 0: division by zero"
     assert mod.calculator("1" + " + 1" * 100).startswith("That expression is longer than 200")
+
+
+@pytest.mark.parametrize("reserved", ["END", "start"])
+def test_target_named_like_a_graph_end_is_refused(tmp_path, reserved):
+    """A target called END (e.g. an agent label learned from data) could never be chosen: in edges the name
+    means the graph's end. The flow refuses it and says how to fix it."""
+    p = write(tmp_path, f"""
+name: t
+targets:
+  {reserved}: {{kind: tool, callable: "builtins:len"}}
+  other: {{kind: tool, callable: "builtins:len"}}
+edges:
+  - {{from: START, to: other}}
+""")
+    with pytest.raises(ConfigError, match=rf"target name '{reserved}' is reserved .*rename the target, e.g. {reserved.lower()}_agent"):
+        load_flow(str(p))

@@ -82,6 +82,14 @@ def test_runs_list_filters_and_search(filled):
     assert _run_ids(c.get("/?q=refund").text) == ["runB0002"]  # input text
     assert _run_ids(c.get("/?q=100%25").text) == []  # LIKE wildcards are escaped
     assert "0.021000" in c.get("/?q=runA").text
+    import datetime as dt
+
+    def local(t):  # the form's datetime-local value for epoch t (the server's local time)
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")
+
+    assert _run_ids(c.get(f"/?from={local(T0 + 10)}").text) == ["runC0003", "runB0002"]  # B starts at T0+10: included
+    assert _run_ids(c.get(f"/?from={local(T0 + 5)}&to={local(T0 + 20)}").text) == ["runB0002"]  # C at T0+20: excluded
+    assert _run_ids(c.get("/?from=not-a-date").text) == ["runC0003", "runB0002", "runA0001"]  # ignored
 
 
 def test_run_page_shows_path_steps_every_candidate_bar_calls_and_events(filled):
@@ -369,6 +377,21 @@ def test_evals_pages_list_show_plots_and_compare(filled):
                         {"kind": "x", "results": {"r": {"top1_accuracy": 0.25, "set_accuracy": 1.0}}})
     assert [(r["metric"], r["delta"]) for r in rows][:2] == [("top1_accuracy", -0.25), ("set_accuracy", None)]
     assert c.get("/evals/nosuch").status_code == 404 and c.get(f"/evals/compare?a={a}&b=nosuch").status_code == 404
+    assert 'id="test-set-warning"' not in cmp  # same data, same settings: no warning
+    half = c.get(f"/evals/compare?a={a}")
+    assert half.status_code == 400 and "choose two eval runs" in half.text
+
+
+def test_compare_warns_when_runs_were_scored_on_different_test_rows():
+    from crossroads.evals.compare import test_set_differences
+
+    data = {"dataset": "builtin:banking77", "test": None, "test_fraction": 0.2, "seed": 0, "limit": None}
+    a = {"kind": "agent_selection", "data_hashes": {"b.csv": "1"}, "config": {"data": data}, "summary": {"n_test": 1998}}
+    assert test_set_differences(a, dict(a)) == []
+    b = {**a, "config": {"data": {**data, "limit": 500}}, "summary": {"n_test": 99}}
+    assert test_set_differences(a, b) == ["data limit: None vs 500", "test rows: 1998 vs 99"]
+    c = {**a, "data_hashes": {"b.csv": "2"}, "config": {"data": {**data, "test": "mine.csv"}}}
+    assert test_set_differences(a, c) == ["data files differ (sha256)", "data test: None vs 'mine.csv'"]
 
 
 # --- live: new runs through /api/runs --------------------------------------------------------------------
@@ -379,6 +402,8 @@ def test_api_runs_since_with_filters_and_key(filled):
     assert [r["id"] for r in c.get("/api/runs").json()["runs"]] == ["runC0003", "runB0002", "runA0001"]
     assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 10}").json()["runs"]] == ["runC0003", "runB0002"]
     assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 10}&flow=support").json()["runs"]] == ["runB0002"]
+    bad = c.get("/api/runs?since=garbage")
+    assert bad.status_code == 400 and "epoch seconds" in bad.json()["error"]
     r = c.get(f"/api/runs?since={T0 + 20}").json()["runs"][0]
     assert r["decisions"] == 1 and r["status"] == "succeeded" and r["input"] == "write a sort"
     html = c.get("/").text

@@ -414,7 +414,9 @@ def evaluate_agent_routers(
         m["router"] = f"{type(router).__name__} (type: {router.name})"
         m["fit_s"], m["score_s"] = fit_s, score_s
         if latency_samples and kind != "random":
-            lat = decision_latencies_ms(router, [test.texts[i] for i in sample], cands, embedder, warm_up=True)
+            own = getattr(router, "embedder", None)  # a router with its own encoder: switch off that one's cache
+            lat = decision_latencies_ms(router, [test.texts[i] for i in sample], cands, own if own is not None else embedder,
+                                        warm_up=True)
             m.update({"latency_p50_ms": percentile(lat, 50), "latency_p99_ms": percentile(lat, 99),
                       "latency_samples": len(lat)})
         results["routers"][label] = m

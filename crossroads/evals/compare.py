@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["HEADLINE_METRICS", "compare_runs", "headline_metrics", "scalar_metrics"]
+__all__ = ["HEADLINE_METRICS", "compare_runs", "headline_metrics", "scalar_metrics", "test_set_differences"]
 
 HEADLINE_METRICS: dict[str, list[str]] = {
     "query_routing": ["best_quality", "quality_at_half_cost", "aiq", "apgr", "cost_to_95pct_best_single", "latency_p50_ms"],
@@ -50,3 +50,27 @@ def compare_runs(a: Mapping[str, Any], b: Mapping[str, Any], *, keys: list[str] 
             ok = _num(va) and _num(vb) and math.isfinite(va) and math.isfinite(vb)
             rows.append({"router": router, "metric": k, "a": va, "b": vb, "delta": (vb - va) if ok else None})
     return rows
+
+
+_DATA_KEYS = ("dataset", "train", "test", "format", "test_fraction", "validation_fraction", "seed", "limit", "generated",
+              "strong", "weak")
+
+
+def test_set_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Why two eval runs were NOT scored on the same test rows (empty when they were, as far as the stored
+    runs tell): a different suite kind, data file hashes, data settings (dataset, --train/--test files,
+    split fraction, seed, --limit...) or number of test rows. A metric difference between such runs mixes
+    the routers' change with the data's."""
+    out = []
+    if a.get("kind") != b.get("kind"):
+        out.append(f"suite kind {a.get('kind')} vs {b.get('kind')}")
+    if (a.get("data_hashes") or {}) != (b.get("data_hashes") or {}):
+        out.append("data files differ (sha256)")
+    da, db = (a.get("config") or {}).get("data") or {}, (b.get("config") or {}).get("data") or {}
+    for k in _DATA_KEYS:
+        if da.get(k) != db.get(k):
+            out.append(f"data {k}: {da.get(k)!r} vs {db.get(k)!r}")
+    na, nb = (a.get("summary") or {}).get("n_test"), (b.get("summary") or {}).get("n_test")
+    if na is not None and nb is not None and na != nb:
+        out.append(f"test rows: {na} vs {nb}")
+    return out

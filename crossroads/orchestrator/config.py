@@ -213,6 +213,11 @@ def build_flow(spec: FlowSpec, base_dir: Path | None, source: str) -> Flow:
     """Turn a validated spec into a :class:`Flow`."""
     flow = Flow(spec.name, max_steps=spec.max_steps, description=spec.description, max_cost_usd=spec.max_cost_usd,
                 max_input_chars=spec.max_input_chars)
+    for name in spec.targets:
+        if name in _NODE_ALIASES:
+            raise ConfigError(f"{source}: target name {name!r} is reserved (it means the graph's "
+                              f"{'start' if _NODE_ALIASES[name] == START else 'end'} in edges, so the target could "
+                              f"never be reached); rename the target, e.g. {name.lower()}_agent")
     for name, t in spec.targets.items():
         try:
             flow.add_node(name, _target(name, t, base_dir))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -276,8 +277,9 @@ def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["__meta__"]))
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
-    except (ValueError, KeyError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path} is not a crossroads agent-selection router file: {exc}") from exc
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path} is not a crossroads agent-selection router file ({exc}); it may be truncated "
+                          f"or another file: write it again with 'crossroads train'") from exc
     if meta.get("format") == "crossroads.classifier/1":  # files written before the intent routers
         meta = {"format": FORMAT, "kind": "classifier", "agents": meta["classes"],
                 "params": {**meta["params"], "classes": meta["classes"]}}

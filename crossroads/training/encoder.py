@@ -57,8 +57,8 @@ class EncoderTrainConfig:
     max_minutes: float | None = 15.0
     """Wall-clock budget of the whole run (warm start, fine-tune, export, calibrate); ``None``: no cap."""
     batch_size: int = 32
-    lr_encoder: float = 1e-4
-    lr_head: float = 2e-3
+    lr_encoder: float = 3e-4
+    lr_head: float = 3e-3
     weight_decay: float = 0.01
     warmup: float = 0.06
     """Share of the steps with a linear learning-rate warm-up."""
@@ -71,7 +71,7 @@ class EncoderTrainConfig:
     dropout: float = 0.1
     max_length: int = 128
     """Tokens per training text (the embedder truncates at 256 at run time)."""
-    train_layers: int = 2
+    train_layers: int = 3
     """Transformer layers trained, counted from the top (MiniLM-L6 has 6). The embeddings and the layers below
     stay frozen; their outputs are computed once per text and reused every epoch (exact: padding is
     masked), which is what makes CPU epochs cheap. 6 trains everything but the word embeddings."""

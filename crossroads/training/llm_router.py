@@ -237,6 +237,9 @@ def train_llm_router(
         evaluate("untrained", model)
     common = {"logging_steps": 1, "save_steps": save_steps, "save_total_limit": 2, "seed": seed,
               "report_to": "none", "disable_tqdm": not progress, "use_cpu": not cuda,
+              # trl's configs default to bf16=True even on a CPU; without native bf16 (AVX2-only CPUs) that
+              # autocast made one SFT step take ~26 min here. fp32 on CPU; bf16 only on a GPU that has it.
+              "bf16": bool(cuda and torch.cuda.is_bf16_supported()), "fp16": False,
               "dataloader_num_workers": 0, "gradient_accumulation_steps": grad_accum,
               "gradient_checkpointing": False,
               # trl defaults bf16 to True: autocast to bf16 on a CPU without bf16 units is many times slower

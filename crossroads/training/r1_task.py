@@ -41,10 +41,10 @@ from .task import RewardFunc
 __all__ = ["DEFAULT_C", "ModelRoutingTask", "best_replay_model"]
 
 DEFAULT_C = 0.4
-THINK = "Pick the cheapest model likely to answer correctly."
-ANSWER_THINK = "The model's reply answers the question."
-SUB_QUERY_WORDS = 12
-ANSWER_WORDS = 30
+THINK = "Cheapest model likely right."
+ANSWER_THINK = "Its reply answers it."
+SUB_QUERY_WORDS = 6
+ANSWER_WORDS = 20
 
 
 def _completion_text(completion: Any) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TraceStoreError
+from ..evals.compare import test_set_differences
 from ..tracing.store import EvalStore, TraceStore
 from .charts import histogram_svg, stacked_series_svg
 from .evals import compare_table, eval_plots, eval_table
@@ -108,16 +109,27 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         except ValueError:
             return None
 
+    def _time(v: str | None) -> float | None:
+        """A ``datetime-local`` value (``2026-12-03T14:05``, the server's local time, as the pages show times)."""
+        try:
+            return dt.datetime.fromisoformat(v).timestamp() if v else None
+        except ValueError:
+            return None
+
+    def _filter(p: Any, limit: int) -> RunFilter:
+        return RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
+                         target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None,
+                         started_from=_time(p.get("from")), started_to=_time(p.get("to")), limit=limit)
+
     @app.get("/", response_class=HTMLResponse)
     def runs(request: Request) -> Any:
         p = request.query_params
-        f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
-                      target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None,
-                      limit=int(p.get("limit") or 50) if (p.get("limit") or "50").isdigit() else 50)
+        f = _filter(p, int(p.get("limit") or 50) if (p.get("limit") or "50").isdigit() else 50)
         rows = list_runs(store, f)
         newest = max((r["started_at"] for r in rows), default=0.0)
         return templates.TemplateResponse(request, "runs.html", {"runs": rows, "f": f, "menus": distinct_values(store),
-                                                                 "since": newest})
+                                                                 "since": newest, "from": p.get("from") or "",
+                                                                 "to": p.get("to") or ""})
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> Any:
@@ -150,9 +162,10 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         what the runs list's script polls to show new runs live."""
         p = request.query_params
         since = _float(p.get("since"))
-        f = RunFilter(flow=p.get("flow") or None, status=p.get("status") or None, router=p.get("router") or None,
-                      target=p.get("target") or None, min_cost=_float(p.get("min_cost")), q=p.get("q") or None, limit=100)
-        rows = list_runs(store, f, since=since)
+        if since is None and p.get("since"):
+            return JSONResponse({"error": f"since must be epoch seconds (a number), not {str(p.get('since'))[:40]!r}"},
+                                status_code=400)
+        rows = list_runs(store, _filter(p, 100), since=since)
         return JSONResponse({"runs": [{"id": r["id"], "flow": r["flow"], "status": r["status"], "steps": r["steps"],
                                        "decisions": r["decisions"], "cost_usd": r["cost_usd"], "started_at": r["started_at"],
                                        "started": _ts(r["started_at"]), "input": (r["input"] or "")[:80]} for r in rows]})
@@ -191,6 +204,10 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
     @app.get("/evals/compare", response_class=HTMLResponse)
     def eval_compare(request: Request) -> Any:
         p = request.query_params
+        if not p.get("a") or not p.get("b"):
+            return templates.TemplateResponse(request, "missing.html", {
+                "message": "choose two eval runs to compare: /evals/compare?a=<run id>&b=<run id> (pick A and B on "
+                           "the evals page)"}, status_code=400)
         a = _eval_or_404(request, p.get("a") or "")
         if isinstance(a, Response):
             return a
@@ -200,7 +217,7 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         all_metrics = p.get("all") == "1"
         return templates.TemplateResponse(request, "compare.html", {
             "a": a, "b": b, "rows": compare_table(a, b, all_metrics=all_metrics), "all": all_metrics,
-            "same_kind": a["kind"] == b["kind"]})
+            "same_kind": a["kind"] == b["kind"], "test_set_differences": test_set_differences(a, b)})
 
     @app.get("/evals/{run_id}", response_class=HTMLResponse)
     def eval_page(request: Request, run_id: str) -> Any:

@@ -30,6 +30,10 @@ class RunFilter:
     min_cost: float | None = None
     q: str | None = None
     """A run id prefix, or text the run's input contains."""
+    started_from: float | None = None
+    """Runs started at or after this time (epoch seconds)."""
+    started_to: float | None = None
+    """Runs started before this time (epoch seconds)."""
     limit: int = 50
 
 
@@ -49,6 +53,10 @@ def list_runs(store: TraceStore, f: RunFilter, *, since: float | None = None) ->
         q = q.where(RUNS.c.flow == f.flow)
     if f.status:
         q = q.where(RUNS.c.status == f.status)
+    if f.started_from is not None:
+        q = q.where(RUNS.c.started_at >= f.started_from)
+    if f.started_to is not None:
+        q = q.where(RUNS.c.started_at < f.started_to)
     if f.router or f.target:
         conds = [DECISIONS.c.run_id == RUNS.c.id]
         if f.router:
