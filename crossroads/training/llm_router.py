@@ -241,9 +241,7 @@ def train_llm_router(
               # autocast made one SFT step take ~26 min here. fp32 on CPU; bf16 only on a GPU that has it.
               "bf16": bool(cuda and torch.cuda.is_bf16_supported()), "fp16": False,
               "dataloader_num_workers": 0, "gradient_accumulation_steps": grad_accum,
-              "gradient_checkpointing": False,
-              # trl defaults bf16 to True: autocast to bf16 on a CPU without bf16 units is many times slower
-              "bf16": bool(cuda and torch.cuda.is_bf16_supported())}
+              "gradient_checkpointing": False}
     last_stage_model = model
     for stage in stages:
         sdir = out / stage
