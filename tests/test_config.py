@@ -207,3 +207,15 @@ edges:
 """)
     with pytest.raises(ConfigError, match=rf"target name '{reserved}' is reserved .*rename the target, e.g. {reserved.lower()}_agent"):
         load_flow(str(p))
+
+
+def test_target_name_with_a_colon_is_refused_naming_the_fix(tmp_path):
+    p = write(tmp_path, """
+name: t
+targets:
+  "billing:refund": {kind: tool, callable: "builtins:len"}
+edges:
+  - {from: START, to: "billing:refund"}
+""")
+    with pytest.raises(ConfigError, match=r"target name 'billing:refund' contains ':'.*rename the target, e.g. 'billing_refund'"):
+        load_flow(str(p))

@@ -21,11 +21,11 @@ from crossroads.training.agent_task import AgentSelectionTask, completion_text
 from crossroads.types import Message, RouteContext
 
 AGENTS = {
-    "billing:refund": ["refund my order", "i want my money back", "give me a refund for the shoes",
+    "billing_refund": ["refund my order", "i want my money back", "give me a refund for the shoes",
                        "refund the last payment", "can i get a refund", "please refund me"],
-    "tech:crash": ["the app crashed", "it keeps crashing on start", "app closes by itself",
+    "tech_crash": ["the app crashed", "it keeps crashing on start", "app closes by itself",
                    "crash when i open settings", "the program crashed again", "app froze and crashed"],
-    "travel:book_flight": ["book a flight to rome", "get me a plane ticket", "flight to paris tomorrow",
+    "travel_book_flight": ["book a flight to rome", "get me a plane ticket", "flight to paris tomorrow",
                            "reserve a seat on a flight", "i need to fly to oslo", "book me a flight"],
 }
 OOS_ROWS = ["what is the meaning of life", "tell me a joke", "how tall is everest", "sing a song"]
@@ -109,16 +109,16 @@ def test_reward_adapter_on_hand_made_completions(toy_file: Path) -> None:
     (reward,) = task.reward_funcs()
     names = list(AGENTS)
     completions = [
-        [{"role": "assistant", "content": '{"reasoning": "", "agents": ["billing:refund"]}'}],  # right, alone
-        [{"role": "assistant", "content": '{"reasoning": "x", "agents": ["tech:crash", "billing:refund"]}'}],  # right + 1 extra
-        [{"role": "assistant", "content": '{"reasoning": "", "agents": ["tech:crash"]}'}],  # wrong
-        [{"role": "assistant", "content": 'billing:refund'}],  # garbled: not JSON
+        [{"role": "assistant", "content": '{"reasoning": "", "agents": ["billing_refund"]}'}],  # right, alone
+        [{"role": "assistant", "content": '{"reasoning": "x", "agents": ["tech_crash", "billing_refund"]}'}],  # right + 1 extra
+        [{"role": "assistant", "content": '{"reasoning": "", "agents": ["tech_crash"]}'}],  # wrong
+        [{"role": "assistant", "content": 'billing_refund'}],  # garbled: not JSON
         [{"role": "assistant", "content": '{"reasoning": "", "agents": ["nope"]}'}],  # garbled: not a candidate
         '{"reasoning": "", "agents": ["out_of_scope"]}',  # a plain-string completion, out of scope, gold oos
         [{"role": "assistant", "content": '{"reasoning": "", "agents": ["out_of_scope"]}'}],  # oos for an in-scope gold
         [{"role": "assistant", "content": '{"agents": ["a", "b", "c", "d"]}'}],  # garbled
     ]
-    gold = ["billing:refund"] * 5 + ["oos", "tech:crash", "billing:refund"]
+    gold = ["billing_refund"] * 5 + ["oos", "tech_crash", "billing_refund"]
     got = reward(prompts=[None] * 8, completions=completions, gold=gold, candidates=[names] * 7 + [["a", "b", "c", "d"]])
     assert got == [1.0, 0.75, 0.0, -1.0, -1.0, 1.0, 0.0, -1.0]
     assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
@@ -241,16 +241,16 @@ def test_unknown_stage_and_small_group(toy_file: Path, tmp_path: Path) -> None:
 SLOW_FLOW = """
 name: trained-router
 targets:
-  "billing:refund": {callable: agents.py:refund, description: refunds}
-  "tech:crash": {callable: agents.py:crash, description: crashes}
-  "travel:book_flight": {callable: agents.py:flight, description: flights}
+  "billing_refund": {callable: agents.py:refund, description: refunds}
+  "tech_crash": {callable: agents.py:crash, description: crashes}
+  "travel_book_flight": {callable: agents.py:flight, description: flights}
   "oos": {callable: agents.py:human, description: out of scope}
 routers:
   triage:
     type: reasoning
     params: PARAMS
 edges:
-  - {from: START, route: triage, candidates: ["billing:refund", "tech:crash", "travel:book_flight", "oos"]}
+  - {from: START, route: triage, candidates: ["billing_refund", "tech_crash", "travel_book_flight", "oos"]}
 """
 
 
@@ -279,6 +279,7 @@ def test_smollm2_few_steps_exported_to_gguf_routes_in_a_flow(toy_file: Path, tmp
               "model": {"provider": "llama_cpp", "path": str(gguf), "max_tokens": 48},
               "fallback": {"type": "semantic"}}
     params.pop("examples")
+    params["k"] = 1  # one agent per request: this route has no merge node to fan out to
     (tmp_path / "flow.yaml").write_text(SLOW_FLOW.replace("PARAMS", json.dumps(params)))
     res = load_flow(str(tmp_path / "flow.yaml")).compile().invoke("i want my money back for the order")
     assert res.output in {"R", "C", "F", "H"}

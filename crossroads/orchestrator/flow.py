@@ -84,6 +84,9 @@ class Flow:
             raise ConfigError(f"node {name!r} must be a Target (use crossroads.agent/tool/model), got {type(target).__name__}")
         if name in (START, END):
             raise ConfigError(f"node name {name!r} is reserved")
+        if ":" in name:  # LangGraph reserves ':' (namespaces); say it here, naming the fix, not at compile
+            raise ConfigError(f"target name {name!r} contains ':', which LangGraph reserves in node names; rename the "
+                              f"target, e.g. {name.replace(':', '_')!r} (CLINC150-style 'domain:intent' labels too)")
         if name in self.nodes:
             raise ConfigError(f"flow {self.name!r} already has a node named {name!r}")
         self.nodes[name] = target
