@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._io import file_sha256
 from ..errors import ConfigError
 
 __all__ = ["CACHE_ENV", "CACHE_MB_ENV", "MODEL_ID", "EmbeddingCache", "MiniLMEmbedder", "default_cache_path",
@@ -307,15 +308,6 @@ class MiniLMEmbedder:
     def embed_one(self, text: str) -> Any:
         """One vector."""
         return self.embed([text])[0]
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _default_lock = threading.Lock()

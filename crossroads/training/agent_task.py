@@ -22,7 +22,6 @@ cards, out-of-scope target, MiniLM shortlist of ``m`` cards), through the router
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,33 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from .._io import file_sha256
 from ..errors import ConfigError
 from ..types import RouteContext, TargetInfo
-from .task import RewardFunc
+from .task import RewardFunc, completion_text
 
-__all__ = ["AgentSelectionTask", "completion_text", "file_sha256"]
+__all__ = ["AgentSelectionTask", "completion_text"]
 
 OOS = "oos"
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def completion_text(completion: Any) -> str:
-    """The text of a trl completion: a string, or conversational ``[{"role": "assistant", "content": ...}]``."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        return str(completion.get("content") or "")
-    if isinstance(completion, Sequence):
-        return "".join(str(m.get("content") or "") for m in completion if isinstance(m, Mapping))
-    return str(completion)
 
 
 def _resolve(data: str) -> tuple[str, Path]:

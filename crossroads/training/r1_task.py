@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..types import Message, RouteContext
-from .task import RewardFunc
+from .task import RewardFunc, completion_text
 
 __all__ = ["DEFAULT_C", "ModelRoutingTask", "best_replay_model"]
 
@@ -45,17 +45,6 @@ THINK = "Cheapest model likely right."
 ANSWER_THINK = "Its reply answers it."
 SUB_QUERY_WORDS = 6
 ANSWER_WORDS = 20
-
-
-def _completion_text(completion: Any) -> str:
-    """The text of a trl completion: a string, or conversational ``[{"role": "assistant", "content": ...}]``."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        return str(completion.get("content") or "")
-    if isinstance(completion, Sequence):
-        return "".join(str(m.get("content") or "") for m in completion if isinstance(m, Mapping))
-    return str(completion)
 
 
 def _words(text: str, n: int) -> str:
@@ -212,7 +201,7 @@ class ModelRoutingTask:
                              scores: Sequence[Sequence[float]], costs: Sequence[Sequence[float]],
                              cost_scale_usd: Sequence[float], **_: Any) -> list[float]:
             """router_r1_replay_reward: (outcome + format) x (1 - c) + cost_reward x c on recorded outcomes."""
-            return [router_r1_replay_reward(_completion_text(comp), scores=dict(zip(p, s, strict=True)),
+            return [router_r1_replay_reward(completion_text(comp), scores=dict(zip(p, s, strict=True)),
                                             costs=dict(zip(p, k, strict=True)), cost_scale_usd=float(sc), c=c,
                                             pool=list(p))
                     for comp, p, s, k, sc in zip(completions, pool, scores, costs, cost_scale_usd, strict=True)]

@@ -11,11 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LLMRouterTask", "RewardFunc"]
+__all__ = ["LLMRouterTask", "RewardFunc", "completion_text"]
 
 RewardFunc = Callable[..., list[float]]
 """trl's reward-function signature: ``f(prompts, completions, **columns) -> list[float]`` (one per
 completion; ``completions`` are conversational: ``[[{"role": "assistant", "content": ...}], ...]``)."""
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a trl completion: a string, or conversational ``[{"role": "assistant", "content": ...}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Mapping):
+        return str(completion.get("content") or "")
+    if isinstance(completion, Sequence):
+        return "".join(str(m.get("content") or "") for m in completion if isinstance(m, Mapping))
+    return str(completion)
 
 
 @runtime_checkable
