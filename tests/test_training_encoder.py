@@ -172,6 +172,7 @@ def test_train_export_load_and_route(tmp_path, torch_mod):
     assert (tmp_path / "r.encoder.onnx").exists() and (tmp_path / "r.card.md").exists()
     saved = json.loads((tmp_path / "r.card.json").read_text())
     assert saved["data"]["fit_rows"] == len(sel.fit) and saved["calibration"]["rows"] == len(sel.validation)
+    assert saved["algorithm"].endswith("calibrated on the validation slice") and saved["budget_overrun_s"] is None
     router = create_router("classifier", {"path": str(tmp_path / "r.npz")})
     assert router.embedder.model_path.name == "r.encoder.onnx"  # its own encoder, not the default one
     assert router.threshold == card["threshold"]
@@ -202,3 +203,13 @@ def test_fine_tuning_beats_the_frozen_classifier_on_a_banking77_slice(tmp_path, 
                                 data_source=source, progress=False, log=lambda m: None)
     # measured: 0.8815 vs 0.8731 frozen (599 test rows; 3 rows = 0.005)
     assert card["metrics_test"]["top1_accuracy"] > base + 0.005, (card["metrics_test"], base)
+
+
+def test_card_text_and_budget_overrun():
+    from crossroads.training.encoder import algorithm_text, budget_overrun_s
+
+    assert "calibrated" not in algorithm_text(contrastive=False, has_oos=False)
+    assert "no threshold" in algorithm_text(contrastive=False, has_oos=False)
+    assert algorithm_text(contrastive=True, has_oos=True).endswith("calibrated on the validation slice")
+    assert "supervised contrastive" in algorithm_text(contrastive=True, has_oos=True)
+    assert budget_overrun_s(202.0, 2) == 82.0 and budget_overrun_s(120.0, 2) is None and budget_overrun_s(9e9, None) is None

@@ -180,6 +180,10 @@ def test_tiny_sft_writes_merged_checkpoint_curve_and_card(toy_file: Path, tmp_pa
     assert (out / "report" / "sft_loss.png").read_bytes()[:4] == b"\x89PNG"
     assert report["gguf"] is None and (out / "model" / "config.json").exists()
     assert "| sft | " in (out / "model_card.md").read_text()
+    # --resume with other settings than the run was started with is refused, naming each difference
+    with pytest.raises(ConfigError, match=r"sft_steps: started with 2, now 3.*limit: started with None, now 5"):
+        train_llm_router(task, out, stages=("sft",), sft_steps=3, batch=4, export=False, progress=False,
+                         limit=5, resume=True, model=model, tokenizer=tok)
 
 
 @needs_train
@@ -236,6 +240,10 @@ def test_unknown_stage_and_small_group(toy_file: Path, tmp_path: Path) -> None:
         train_llm_router(task, tmp_path / "a", stages=("dpo",), model=object(), tokenizer=object())
     with pytest.raises(ConfigError, match="num_generations"):
         train_llm_router(task, tmp_path / "b", num_generations=1, model=object(), tokenizer=object())
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="afile is a file; llm-router writes a run folder"):
+        train_llm_router(task, tmp_path / "afile", model=object(), tokenizer=object())
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 SLOW_FLOW = """

