@@ -29,6 +29,8 @@ eval_app = typer.Typer(help="Run eval suites on real routing data; list, show an
 app.add_typer(eval_app, name="eval")
 
 out = Console(soft_wrap=True)
+_PIPED_WIDTH = 100_000
+"""Console width for output to a file or pipe: wide enough that no line of ``trace show`` is cropped."""
 err = Console(stderr=True)
 _state: dict[str, Any] = {"debug": False}
 
@@ -346,7 +348,9 @@ def trace_show(
         return
     from ._render import render_run
 
-    out.print(render_run(run))
+    # piped or redirected: no terminal width to fit, so nothing is cut (rich would crop the tree at 80 columns)
+    console = out if out.is_terminal else Console(soft_wrap=True, width=_PIPED_WIDTH)
+    console.print(render_run(run))
 
 
 @trace_app.command("export")
