@@ -252,9 +252,10 @@ def serve(
         recorder.close()
 
 
-def _api_key_for_bind(host: str, api_key_env: str | None) -> str | None:
+def _api_key_for_bind(host: str, api_key_env: str | None, *, exposes: str | None = None) -> str | None:
     """The key from ``--api-key-env`` (an error when that variable is unset), after checking that ``host``
-    may be bound with it (a non-loopback bind needs a key); shared by ``serve`` and ``ui``."""
+    may be bound with it (a non-loopback bind needs a key); shared by ``serve`` and ``ui`` (``exposes``: what
+    an open bind would let anyone on the network do; default: serve's)."""
     from .serving import ServeConfigError, check_bind
 
     key = None
@@ -262,7 +263,10 @@ def _api_key_for_bind(host: str, api_key_env: str | None) -> str | None:
         key = os.environ.get(api_key_env)
         if not key:
             raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
-    check_bind(host, key)
+    if exposes:
+        check_bind(host, key, exposes=exposes)
+    else:
+        check_bind(host, key)
     return key
 
 
@@ -278,7 +282,8 @@ def ui(
     statistics and charts; stored eval runs with their plots, and two of them side by side."""
     from .serving import ServeConfigError
 
-    key = _api_key_for_bind(host, api_key_env)
+    key = _api_key_for_bind(host, api_key_env, exposes="could read your traces: every run's input and output, "
+                                                        "the routers' rationales and your eval results")
     try:
         import jinja2  # noqa: F401
         import uvicorn

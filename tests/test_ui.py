@@ -475,3 +475,23 @@ def test_api_runs_since_with_filters_and_key(filled):
     rec.store.close()
     assert 'http-equiv="refresh"' in c.get("/runs/runR0009").text  # a running run's page reloads until it ends
     assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 20}").json()["runs"]] == ["runR0009", "runC0003"]
+
+
+def test_ui_refuses_an_open_bind_naming_the_trace_data_it_would_expose(tmp_path):
+    """The read-only viewer spends no model budget: its refusal names what it would expose (the traces);
+    ``serve``'s refusal keeps the budget risk (its endpoints run flows that call models)."""
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+    from crossroads.serving import ServeConfigError
+
+    res = CliRunner().invoke(app, ["ui", "--host", "0.0.0.0", "--db", str(tmp_path / "none.db")])
+    assert isinstance(res.exception, ServeConfigError)
+    msg = str(res.exception)
+    assert "refusing to listen on 0.0.0.0 without an API key" in msg and "could read your traces" in msg
+    assert "model budget" not in msg and "--api-key-env NAME" in msg
+    assert not (tmp_path / "none.db").exists()
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: f\n")
+    res = CliRunner().invoke(app, ["serve", str(flow), "--host", "0.0.0.0"])
+    assert isinstance(res.exception, ServeConfigError) and "could spend your model budget" in str(res.exception)
