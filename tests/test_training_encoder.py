@@ -104,6 +104,40 @@ def test_suite_entry_with_a_path_loads_the_file_instead_of_retraining(tmp_path):
         build_agent_router("semantic", {"path": str(path)}, data, Emb())
 
 
+def test_eval_entry_with_a_router_trained_on_other_agents_names_the_entry_and_lists_ten(tmp_path):
+    """`eval run --router '{name: ft, type: classifier, params: {path: <router trained on 3 other labels>}}'`:
+    the error names the entry (ft, not the type) and lists 10 candidates, then how many more."""
+    from crossroads._names import name_list
+    from crossroads.errors import RoutingError
+    from crossroads.evals.agent_selection import IntentData, SelectionData, evaluate_agent_routers
+
+    class Emb:  # any text -> a fixed 4-d vector from its first letter
+        model_id = "toy"
+
+        def embed(self, texts):
+            return np.array([[ord(t[0]) % 7, ord(t[0]) % 5, 1.0, len(t) % 3] for t in texts], np.float32)
+
+        def embed_one(self, t):
+            return self.embed([t])[0]
+
+    fit3 = IntentData(["apple pie", "big dog", "cold tea"] * 5, ["x_one", "x_two", "x_three"] * 5)
+    router = ClassifierRouter.fit(Emb().embed(fit3.texts), fit3.labels, hidden=4, epochs=2, embedder=Emb())
+    path = router.save(tmp_path / "three.npz")
+    labels = [f"intent_{i:02d}" for i in range(14)]  # 14 agents, none of them the router's
+    rows = IntentData([f"{chr(97 + i)} query {j}" for i in range(14) for j in range(2)], [lab for lab in labels for _ in range(2)])
+    data = SelectionData(rows, IntentData([], []), rows, "toy")
+    with pytest.raises(RoutingError) as exc:
+        evaluate_agent_routers(data, [("ft", "classifier", {"path": str(path)})], Emb(), bootstrap=0, latency_samples=0)
+    msg = str(exc.value)
+    assert msg.startswith("router 'ft' knows none of the candidates (intent_00, intent_01, intent_02, intent_03, "
+                          "intent_04, intent_05, intent_06, intent_07, intent_08, intent_09 … and 4 more): it was "
+                          "trained on other agents (x_one, x_three, x_two)"), msg
+    assert "intent_10" not in msg and "retrain it on these" in msg
+    assert name_list(labels[:10]) == ", ".join(labels[:10])  # exactly the limit: all, no "more"
+    assert name_list(labels[:11]) == ", ".join(labels[:10]) + " … and 1 more"
+    assert name_list([]) == ""
+
+
 # --- the trainer (torch) ---------------------------------------------------------------------------
 
 @pytest.fixture

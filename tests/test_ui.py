@@ -115,15 +115,72 @@ def test_routers_page_counts_latency_rates_and_low_confidence(filled):
     db, ids = filled
     c = TestClient(build_ui_app(str(db)))
     html = c.get("/routers").text
-    row = re.search(r'data-router="triage">(.*?)</tr>', html, re.S).group(1)
+    row = re.search(r'data-flow="support" data-router="triage">(.*?)</tr>', html, re.S).group(1)
     cells = re.findall(r"<td>(.*?)</td>", row, re.S)
-    assert cells[1] == "2"
+    assert cells[2] == "2"
     assert "calc: 1" in row and "billing: 1" in row
-    assert cells[3] == "2.000" and cells[4] == "2.980"  # p50 and p99 of [1, 3] ms, linear interpolation
-    assert cells[5] == "50.00%" and cells[6] == "50.00%"  # 1 routing error / 2, 1 fallback in its runs / 2
+    assert cells[4] == "2.000" and cells[5] == "2.980"  # p50 and p99 of [1, 3] ms, linear interpolation
+    assert cells[6] == "50.00%" and cells[7] == "50.00%"  # 1 routing error / 2, 1 fallback in its runs / 2
     low = html[html.index("Low-confidence"):]
     assert ids["B"] in low and ids["A"] not in low and "0.0200" in low
     assert ids["C"] not in low  # bandit's margin is 6.0
+
+
+def test_routers_page_same_router_name_in_two_flows_is_two_routers(tmp_path):
+    """Two flows each have a router named ``triage`` with their own targets: two rows, each with its own
+    counts, latency, error rate, time series, histograms and low-confidence list, never mixed."""
+    db = tmp_path / "two.db"
+    rec = SQLRecorder(str(db))
+    low_ids = {}
+
+    def decide(run_id, flow, t, target, scores, latency, *, error=False):
+        rec.record(RunStart(run_id=run_id, flow=flow, thread_id=run_id, input="q", started_at=t))
+        d = Decision(targets=(target,), scores=scores, router="triage", latency_ms=latency)
+        rec.record(DecisionRecord(run_id=run_id, source="__start__", decision=d, created_at=t + 0.1))
+        if error:
+            rec.record(EventRecord(kind="routing_error", run_id=run_id, decision_id=d.decision_id, created_at=t + 0.2))
+        rec.record(RunEnd(run_id=run_id, status="succeeded", output="ok", ended_at=t + 0.5))
+        return d.decision_id
+
+    # flow "shop": triage -> cart twice (10 ms and 30 ms; the second unsure by 0.04 and a routing error)
+    decide("runS0001", "shop", T0, "cart", {"cart": 0.8, "returns": 0.2}, 10.0)
+    low_ids["shop"] = decide("runS0002", "shop", T0 + 2, "cart", {"cart": 0.52, "returns": 0.48}, 30.0, error=True)
+    # flow "help": triage -> faq once, then -> human once (5 ms and 7 ms), the last one unsure by 0.06
+    decide("runH0001", "help", T0 + 1, "faq", {"faq": 0.9, "human": 0.1}, 5.0)
+    low_ids["help"] = decide("runH0002", "help", T0 + 3, "human", {"human": 0.53, "faq": 0.47}, 7.0)
+    rec.close()
+    rec.store.close()
+
+    c = TestClient(build_ui_app(str(db)))
+    html = c.get("/routers").text
+    rows = re.findall(r'<tr class="router" data-flow="(\w+)" data-router="(\w+)">(.*?)</tr>', html, re.S)
+    assert [(f, r) for f, r, _ in rows] == [("help", "triage"), ("shop", "triage")]
+    cells = {f: re.findall(r"<td>(.*?)</td>", row, re.S) for f, _, row in rows}
+    assert 'href="/?flow=shop&amp;router=triage"' in cells["shop"][1] and ">triage</a>" in cells["shop"][1]
+    assert cells["shop"][2] == "2" and cells["help"][2] == "2"
+    assert re.findall(r'data-target="(\w+)">\w+: (\d+)', cells["shop"][3]) == [("cart", "2")]
+    assert re.findall(r'data-target="(\w+)">\w+: (\d+)', cells["help"][3]) == [("faq", "1"), ("human", "1")]
+    assert cells["shop"][4] == "20.000" and cells["shop"][5] == "29.800"  # p50 and p99 of [10, 30] ms
+    assert cells["help"][4] == "6.000" and cells["help"][5] == "6.980"  # of [5, 7] ms
+    assert cells["shop"][6] == "50.00%" and cells["help"][6] == "0.00%"
+    # time series: decisions at T0+0.1, 1.1, 2.1, 3.1 -> 1 s buckets 0..3; each flow's own
+    shop, helpc = _router_section(html, "triage", "shop"), _router_section(html, "triage", "help")
+    assert sorted(re.findall(r'data-bucket="(\d+)" data-target="(\w+)" data-count="(\d+)"', shop)) == [
+        ("0", "cart", "1"), ("2", "cart", "1")]
+    assert sorted(re.findall(r'data-bucket="(\d+)" data-target="(\w+)" data-count="(\d+)"', helpc)) == [
+        ("1", "faq", "1"), ("3", "human", "1")]
+    # chosen-score histograms on [0, 1]: shop 0.8 and 0.52 -> bins 8 and 5; help 0.9 and 0.53 -> bins 9 and 5
+    def score_bins(section):
+        score = re.findall(r'<svg class="chart hist".*?</svg>', section, re.S)[0]
+        return [lo for lo, n in re.findall(r'data-lo="([\d.]+)" data-hi="[\d.]+" data-count="(\d+)"', score) if n != "0"]
+    assert score_bins(shop) == ["0.5", "0.8"] and score_bins(helpc) == ["0.5", "0.9"]
+    # low-confidence lists: each flow's own unsure decision only
+    lows = dict(re.findall(r'<table class="low" data-flow="(\w+)" data-router="triage">(.*?)</table>', html, re.S))
+    assert set(lows) == {"shop", "help"}
+    assert low_ids["shop"] in lows["shop"] and low_ids["help"] not in lows["shop"] and "0.0400" in lows["shop"]
+    assert low_ids["help"] in lows["help"] and low_ids["shop"] not in lows["help"] and "0.0600" in lows["help"]
+    # the row's link: that flow's runs through that router
+    assert re.findall(r'href="/runs/(run[SH]\d+)"', c.get("/?flow=shop&router=triage").text) == ["runS0002", "runS0001"]
 
 
 def test_helpers_hand_computed():
@@ -193,8 +250,8 @@ def test_browser_click_from_runs_list_to_a_decision(filled):
             widths = decision.locator(".bar").evaluate_all("els => els.map(e => e.style.width)")
             assert widths == ["90%", "5%", "5%"]
             page.click("#nav-routers")
-            assert page.locator('tr[data-router="triage"] td').nth(1).inner_text() == "2"
-            charts = page.locator("#charts-triage")
+            assert page.locator('tr[data-flow="support"][data-router="triage"] td').nth(2).inner_text() == "2"
+            charts = page.locator("#charts-support-triage")
             assert charts.locator("svg.series rect.seg").count() == 2
             assert charts.locator("svg.hist").count() == 2 and charts.locator("svg.hist rect.bin").count() == 20
             # evals: B (newest) and A preselected, compare them
@@ -293,8 +350,8 @@ def test_parse_mermaid_and_a_run_without_a_stored_graph(filled):
 
 # --- routers page: time series, histograms, bounded sample -------------------------------------------
 
-def _router_section(html: str, router: str) -> str:
-    start = html.index(f'id="charts-{router}"')
+def _router_section(html: str, router: str, flow: str) -> str:
+    start = html.index(f'id="charts-{flow}-{router}"')
     return html[start:html.index("</section>", start)]
 
 
@@ -304,23 +361,23 @@ def test_routers_page_series_histograms_window_and_sample(filled):
     db, _ = filled
     c = TestClient(build_ui_app(str(db)))
     html = c.get("/routers").text
-    tri = _router_section(html, "triage")
+    tri = _router_section(html, "triage", "support")
     # decisions at T0+0.1, T0+10.1 (triage), T0+20.1 (bandit): a 20 s span in <= 24 buckets -> 1 s buckets from T0
     segs = re.findall(r'data-bucket="(\d+)" data-target="(\w+)" data-count="(\d+)"', tri)
     assert sorted(segs) == [("0", "calc", "1"), ("10", "billing", "1")]
     assert "21 buckets of 1 s" in tri
-    assert re.findall(r'data-bucket="(\d+)" data-target="(\w+)"', _router_section(html, "bandit")) == [("20", "coder")]
+    assert re.findall(r'data-bucket="(\d+)" data-target="(\w+)"', _router_section(html, "bandit", "coding")) == [("20", "coder")]
     # chosen scores 0.9 and 0.41 on [0, 1] in 10 bins -> bins 9 and 4; margins 0.85 and 0.02 -> bins 8 and 0
     score, margin = re.findall(r'<svg class="chart hist".*?</svg>', tri, re.S)
     assert [(lo, n) for lo, _, n in re.findall(r'data-lo="([\d.]+)" data-hi="([\d.]+)" data-count="(\d+)"', score) if n != "0"] == [("0.4", "1"), ("0.9", "1")]
     assert [(lo, n) for lo, _, n in re.findall(r'data-lo="([\d.]+)" data-hi="([\d.]+)" data-count="(\d+)"', margin) if n != "0"] == [("0", "1"), ("0.8", "1")]
     # the last 10.8 s before the newest decision (T0+20.1): triage's T0+10.1 decision and bandit's
     row = re.search(r'data-router="triage">(.*?)</tr>', c.get("/routers?hours=0.003").text, re.S).group(1)
-    assert re.findall(r"<td>(.*?)</td>", row, re.S)[1] == "1" and "billing: 1" in row and "calc" not in row
+    assert re.findall(r"<td>(.*?)</td>", row, re.S)[2] == "1" and "billing: 1" in row and "calc" not in row
     # a sample of 1: latency percentiles of the most recent decision only (3 ms), counts still exact
     row = re.search(r'data-router="triage">(.*?)</tr>', c.get("/routers?sample=1").text, re.S).group(1)
     cells = re.findall(r"<td>(.*?)</td>", row, re.S)
-    assert cells[1] == "2" and cells[3] == "3.000" and cells[4] == "3.000"
+    assert cells[2] == "2" and cells[4] == "3.000" and cells[5] == "3.000"
     assert _nice_width(20, 24) == 1 and _nice_width(24, 24) == 2 and _nice_width(3600, 24) == 300
     assert _nice_width(1500, 24) == 120 and _nice_width(0, 24) == 1
     assert _nice_width(30 * 86400, 24) == 2 * 86400
@@ -418,3 +475,23 @@ def test_api_runs_since_with_filters_and_key(filled):
     rec.store.close()
     assert 'http-equiv="refresh"' in c.get("/runs/runR0009").text  # a running run's page reloads until it ends
     assert [r["id"] for r in c.get(f"/api/runs?since={T0 + 20}").json()["runs"]] == ["runR0009", "runC0003"]
+
+
+def test_ui_refuses_an_open_bind_naming_the_trace_data_it_would_expose(tmp_path):
+    """The read-only viewer spends no model budget: its refusal names what it would expose (the traces);
+    ``serve``'s refusal keeps the budget risk (its endpoints run flows that call models)."""
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+    from crossroads.serving import ServeConfigError
+
+    res = CliRunner().invoke(app, ["ui", "--host", "0.0.0.0", "--db", str(tmp_path / "none.db")])
+    assert isinstance(res.exception, ServeConfigError)
+    msg = str(res.exception)
+    assert "refusing to listen on 0.0.0.0 without an API key" in msg and "could read your traces" in msg
+    assert "model budget" not in msg and "--api-key-env NAME" in msg
+    assert not (tmp_path / "none.db").exists()
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: f\n")
+    res = CliRunner().invoke(app, ["serve", str(flow), "--host", "0.0.0.0"])
+    assert isinstance(res.exception, ServeConfigError) and "could spend your model budget" in str(res.exception)

@@ -397,6 +397,7 @@ def evaluate_agent_routers(
     for label, kind, params in routers:
         t0 = time.perf_counter()
         router = build_agent_router(kind, params, data, embedder, seed=seed)
+        router.label = label  # the entry's name, in its decisions and errors (two entries may share a type)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         decisions = []

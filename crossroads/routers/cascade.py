@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._names import name_list
 from ..errors import ConfigError, RoutingError
 from ..types import Decision, RouteContext
 from .learned import LearnedRouter, QualityPredictor
@@ -54,8 +55,8 @@ class CascadeRouter(LearnedRouter):
     def _decision(self, ctx: RouteContext, predicted: np.ndarray) -> Decision:
         unknown = [c for c in ctx.candidate_names if c not in self._col]
         if unknown:
-            raise RoutingError(f"router {self.label!r} was trained on {', '.join(self.targets)}; it cannot score "
-                               f"{', '.join(unknown)} (retrain with them)", router=self.label, candidates=ctx.candidate_names)
+            raise RoutingError(f"router {self.label!r} was trained on {name_list(self.targets)}; it cannot score "
+                               f"{name_list(unknown)} (retrain with them)", router=self.label, candidates=ctx.candidate_names)
         pred = {c: float(predicted[self._col[c]]) for c in ctx.candidate_names}
         live = [c for c in ctx.candidate_names if ctx.health_of(c).available] or list(ctx.candidate_names)
         order = sorted(live, key=lambda c: (self.costs[c], ctx.candidate_names.index(c)))

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._names import name_list
 from ..errors import ConfigError, RoutingError
 from ..types import Decision, RouteContext
 from ._embedding import UsesEmbedder
@@ -206,9 +207,9 @@ class IntentRouter(UsesEmbedder, Router):
         names = [c for c in ctx.candidate_names if c != self.fallback]
         known = [c for c in names if c in self._col]
         if not known:
-            raise RoutingError(f"router {self.label!r} was trained on agents {', '.join(self.agents[:5])}...; it knows "
-                               f"none of the candidates {', '.join(ctx.candidate_names)} (retrain with them)",
-                               router=self.label, candidates=ctx.candidate_names)
+            raise RoutingError(f"router {self.label!r} knows none of the candidates ({name_list(names)}): it was "
+                               f"trained on other agents ({name_list(self.agents)}); give it candidates named like its "
+                               "agents, or retrain it on these", router=self.label, candidates=ctx.candidate_names)
         scores = {c: float(row[self._col[c]]) if c in self._col else -1.0 for c in names}  # -1: below any score
         for c in known:  # steer away from down targets unless all are down
             if not ctx.health_of(c).available and any(ctx.health_of(o).available for o in known):

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._names import name_list
 from ..errors import ConfigError, RoutingError
 from ..types import Decision, RouteContext
 from ._embedding import UsesEmbedder
@@ -271,8 +272,8 @@ class LearnedRouter(UsesEmbedder, Router):
     def _decision(self, ctx: RouteContext, predicted: np.ndarray) -> Decision:
         unknown = [c for c in ctx.candidate_names if c not in self._col]
         if unknown:
-            raise RoutingError(f"router {self.label!r} was trained on {', '.join(self.targets)}; it cannot score "
-                               f"{', '.join(unknown)} (retrain with them)", router=self.label, candidates=ctx.candidate_names)
+            raise RoutingError(f"router {self.label!r} was trained on {name_list(self.targets)}; it cannot score "
+                               f"{name_list(unknown)} (retrain with them)", router=self.label, candidates=ctx.candidate_names)
         scores = self.scores_for(predicted, ctx.candidate_names)
         for c in ctx.candidate_names:
             if not ctx.health_of(c).available:

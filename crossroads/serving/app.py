@@ -83,12 +83,13 @@ def is_loopback(host: str) -> bool:
     return True
 
 
-def check_bind(host: str, api_key: str | None) -> None:
-    """Refuse a non-loopback bind without an API key."""
+def check_bind(host: str, api_key: str | None, *, exposes: str = "could spend your model budget") -> None:
+    """Refuse a non-loopback bind without an API key; ``exposes`` says what anyone on the network could then
+    do (the default is ``serve``'s risk: its endpoints run flows that call your models)."""
     if not api_key and not is_loopback(host):
         raise ServeConfigError(
-            f"refusing to listen on {host} without an API key: anyone on the network could spend your "
-            "model budget. Set one with --api-key-env NAME (the env var holding it), or bind 127.0.0.1"
+            f"refusing to listen on {host} without an API key: anyone on the network {exposes}. "
+            "Set one with --api-key-env NAME (the env var holding it), or bind 127.0.0.1"
         )
 
 

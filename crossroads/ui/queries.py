@@ -136,6 +136,9 @@ def _percentile(sorted_values: Sequence[float], p: float) -> float | None:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
+_Key = tuple[str, str]
+"""A router on the routers page: (flow, router name)."""
+
 ROUTER_SAMPLE = 2_000
 """Latency percentiles, score and margin histograms and low-confidence decisions are computed over each
 router's most recent decisions, at most this many (``?sample=`` changes it): their cost stays bounded
@@ -179,12 +182,15 @@ def chosen_score(candidates: Sequence[Mapping[str, Any]], chosen: Sequence[str])
 
 def router_stats(store: TraceStore, *, margin_below: float = 0.1, low_limit: int = 50, buckets: int = 24,
                  sample: int = ROUTER_SAMPLE, hours: float | None = None) -> list[dict[str, Any]]:
-    """Per router: decisions per target (all, and per time bucket), routing-error rate (``routing_error``
-    events on its decisions / its decisions), fallback rate (``fallback`` events in runs it routed / its
-    decisions); over its most recent ``sample`` decisions: p50/p99 latency, histograms of the chosen
-    candidate's score and of the top-2 margin, and the low-confidence decisions (margin < ``margin_below``).
-    ``hours`` keeps only the decisions of the last that many hours before the newest decision."""
+    """Per router of each flow (two flows' routers of the same name are different routers: one entry each,
+    keyed by ``(flow, router)``): decisions per target (all, and per time bucket), routing-error rate
+    (``routing_error`` events on its decisions / its decisions), fallback rate (``fallback`` events in runs it
+    routed / its decisions); over its most recent ``sample`` decisions: p50/p99 latency, histograms of the
+    chosen candidate's score and of the top-2 margin, and the low-confidence decisions (margin <
+    ``margin_below``). ``hours`` keeps only the decisions of the last that many hours before the newest
+    decision."""
     sample = max(1, min(int(sample), 1_000_000))
+    decided = DECISIONS.join(RUNS, DECISIONS.c.run_id == RUNS.c.id)
     with store.engine.connect() as conn:
         window: list[Any] = []
         if hours is not None:
@@ -194,50 +200,58 @@ def router_stats(store: TraceStore, *, margin_below: float = 0.1, low_limit: int
         # apart, each is one index lookup (together, SQLite scans the index)
         tmin = conn.execute(select(func.min(DECISIONS.c.created_at)).where(*window)).scalar()
         tmax = conn.execute(select(func.max(DECISIONS.c.created_at)).where(*window)).scalar()
-        per_target: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        totals: dict[str, int] = defaultdict(int)
-        series: dict[str, dict[str, list[int]]] = defaultdict(dict)
+        per_target: dict[_Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        totals: dict[_Key, int] = defaultdict(int)
+        series: dict[_Key, dict[str, list[int]]] = defaultdict(dict)
         width = _nice_width((tmax or 0.0) - (tmin or 0.0), buckets)
         start = math.floor((tmin or 0.0) / width) * width
         nb = int(((tmax or 0.0) - start) // width) + 1 if tmin is not None else 0
         if tmin is not None:  # one scan, aggregated in SQL: the totals are the sums of the buckets
             bucket = func.cast((DECISIONS.c.created_at - start) / width, Integer)
             parsed: dict[str, list[str]] = {}
-            for router, b, chosen_json, n in conn.execute(
-                    select(DECISIONS.c.router, bucket, DECISIONS.c.chosen_json, func.count()).where(*window)
-                    .group_by(DECISIONS.c.router, bucket, DECISIONS.c.chosen_json)):
-                totals[router] += n
+            for flow, router, b, chosen_json, n in conn.execute(
+                    select(RUNS.c.flow, DECISIONS.c.router, bucket, DECISIONS.c.chosen_json, func.count())
+                    .select_from(decided).where(*window)
+                    .group_by(RUNS.c.flow, DECISIONS.c.router, bucket, DECISIONS.c.chosen_json)):
+                key = (flow, router)
+                totals[key] += n
                 chosen = parsed.get(chosen_json)
                 if chosen is None:
                     chosen = parsed[chosen_json] = json.loads(chosen_json or "[]")
                 for t in chosen:
-                    per_target[router][t] += n
-                    series[router].setdefault(t, [0] * nb)[min(max(int(b), 0), nb - 1)] += n
-        errors: dict[str, int] = dict(conn.execute(select(DECISIONS.c.router, func.count()).select_from(
-            EVENTS.join(DECISIONS, EVENTS.c.decision_id == DECISIONS.c.id)).where(EVENTS.c.kind == "routing_error", *window)
-            .group_by(DECISIONS.c.router)).all())
-        routed = select(DECISIONS.c.router, DECISIONS.c.run_id).where(*window).distinct().subquery()
+                    per_target[key][t] += n
+                    series[key].setdefault(t, [0] * nb)[min(max(int(b), 0), nb - 1)] += n
+        errors: dict[_Key, int] = {(f, r): n for f, r, n in conn.execute(
+            select(RUNS.c.flow, DECISIONS.c.router, func.count())
+            .select_from(EVENTS.join(decided, EVENTS.c.decision_id == DECISIONS.c.id))
+            .where(EVENTS.c.kind == "routing_error", *window).group_by(RUNS.c.flow, DECISIONS.c.router))}
+        routed = (select(RUNS.c.flow, DECISIONS.c.router, DECISIONS.c.run_id).select_from(decided).where(*window)
+                  .distinct().subquery())
         fb_runs = select(EVENTS.c.run_id, func.count().label("n")).where(EVENTS.c.kind == "fallback").group_by(EVENTS.c.run_id).subquery()
-        fallbacks: dict[str, int] = dict(conn.execute(select(routed.c.router, func.sum(fb_runs.c.n)).select_from(
-            fb_runs.join(routed, fb_runs.c.run_id == routed.c.run_id)).group_by(routed.c.router)).all())
+        fallbacks: dict[_Key, int] = {(f, r): n for f, r, n in conn.execute(
+            select(routed.c.flow, routed.c.router, func.sum(fb_runs.c.n))
+            .select_from(fb_runs.join(routed, fb_runs.c.run_id == routed.c.run_id))
+            .group_by(routed.c.flow, routed.c.router))}
         # most recent first: on SQLite by rowid (the order rows were written; the router index holds it, so no
         # sort of all the router's rows), elsewhere by created_at
         order = literal_column("rowid").desc() if store.url.startswith("sqlite") else DECISIONS.c.created_at.desc()
-        recent: dict[str, list[Any]] = {}
-        for router in totals:
-            recent[router] = list(conn.execute(
+        recent: dict[_Key, list[Any]] = {}
+        for flow, router in totals:
+            recent[(flow, router)] = list(conn.execute(
                 select(DECISIONS.c.id, DECISIONS.c.run_id, DECISIONS.c.latency_ms, DECISIONS.c.candidates_json,
                        DECISIONS.c.chosen_json, DECISIONS.c.created_at)
-                .where(DECISIONS.c.router == router, *window).order_by(order).limit(sample)))
+                .where(DECISIONS.c.router == router, DECISIONS.c.run_id.in_(select(RUNS.c.id).where(RUNS.c.flow == flow)),
+                       *window).order_by(order).limit(sample)))
     out = []
-    for router in sorted(totals):
-        n = totals[router]
-        lat = sorted(r[2] for r in recent[router])
+    for key in sorted(totals, key=lambda k: (k[1], k[0])):  # by router name, then flow: same names side by side
+        flow, router = key
+        n = totals[key]
+        lat = sorted(r[2] for r in recent[key])
         chosen_scores: list[float] = []
         margins: list[float] = []
         low: list[dict[str, Any]] = []
         parsed_chosen: dict[str, list[str]] = {}
-        for did, run_id, _lat, cand_json, chosen_json, created in recent[router]:
+        for did, run_id, _lat, cand_json, chosen_json, created in recent[key]:
             cands = json.loads(cand_json or "[]")
             chosen = parsed_chosen.get(chosen_json)
             if chosen is None:
@@ -252,15 +266,15 @@ def router_stats(store: TraceStore, *, margin_below: float = 0.1, low_limit: int
             if m < margin_below and len(low) < low_limit:
                 low.append({"id": did, "run_id": run_id, "margin": m, "chosen": chosen, "created_at": created})
         unit = all(0.0 <= s <= 1.0 for s in chosen_scores)
-        out.append({"router": router, "decisions": n,
-                    "targets": sorted(per_target[router].items(), key=lambda kv: (-kv[1], kv[0])),
+        out.append({"flow": flow, "router": router, "decisions": n,
+                    "targets": sorted(per_target[key].items(), key=lambda kv: (-kv[1], kv[0])),
                     "series": {"start": start, "width": width, "buckets": nb,
-                               "targets": sorted(series[router].items(), key=lambda kv: (-sum(kv[1]), kv[0]))},
-                    "sample": len(recent[router]),
-                    "sample_since": recent[router][-1][5] if recent[router] else None,
+                               "targets": sorted(series[key].items(), key=lambda kv: (-sum(kv[1]), kv[0]))},
+                    "sample": len(recent[key]),
+                    "sample_since": recent[key][-1][5] if recent[key] else None,
                     "p50_ms": _percentile(lat, 50), "p99_ms": _percentile(lat, 99),
                     "score_hist": histogram(chosen_scores, lo=0.0 if unit else None, hi=1.0 if unit else None),
                     "margin_hist": histogram(margins, lo=0.0, hi=1.0 if unit else None),
-                    "error_rate": errors.get(router, 0) / n, "fallback_rate": (fallbacks.get(router) or 0) / n,
+                    "error_rate": errors.get(key, 0) / n, "fallback_rate": (fallbacks.get(key) or 0) / n,
                     "low_confidence": low})
     return out
