@@ -287,10 +287,14 @@ def train_llm_router(
             rows = task.grpo_rows(limit=n, seed=seed)
             if not rows:
                 raise ConfigError(f"task {task.name!r} produced no GRPO rows (check the data and --limit)")
-            args = trl.GRPOConfig(output_dir=str(sdir), max_steps=grpo_steps, per_device_train_batch_size=grpo_prompts * num_generations,
+            # one prompt's group of completions per forward/backward, the prompts of a step accumulated: the
+            # same optimiser step as one batch of grpo_prompts x num_generations, a fraction of the activation
+            # memory (8 completions of a 700-token Router-R1 prompt in one batch went past 24 GB here)
+            grpo_common = {**common, "gradient_accumulation_steps": grad_accum * grpo_prompts}
+            args = trl.GRPOConfig(output_dir=str(sdir), max_steps=grpo_steps, per_device_train_batch_size=num_generations,
                                   num_generations=num_generations, max_completion_length=max_completion,
                                   learning_rate=config["grpo_lr"], temperature=temperature, use_vllm=False, beta=0.0,
-                                  **common)
+                                  **grpo_common)
             trainer = trl.GRPOTrainer(model=last_stage_model, reward_funcs=list(task.reward_funcs()), args=args,
                                       train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
                                       peft_config=_lora_config(lora_r, lora_alpha) if lora else None,
