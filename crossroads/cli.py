@@ -258,16 +258,14 @@ def _api_key_for_bind(host: str, api_key_env: str | None, *, exposes: str | None
     may be bound with it (a non-loopback bind needs a key); shared by ``serve`` and ``ui`` (``exposes``: what
     an open bind would let anyone on the network do; default: serve's)."""
     from .serving import ServeConfigError, check_bind
+    from .serving.app import OPEN_BIND_RISK
 
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env)
         if not key:
             raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
-    if exposes:
-        check_bind(host, key, exposes=exposes)
-    else:
-        check_bind(host, key)
+    check_bind(host, key, exposes=exposes or OPEN_BIND_RISK)
     return key
 
 

@@ -83,7 +83,11 @@ def is_loopback(host: str) -> bool:
     return True
 
 
-def check_bind(host: str, api_key: str | None, *, exposes: str = "could spend your model budget") -> None:
+OPEN_BIND_RISK = "could spend your model budget"
+"""What anyone on the network could do with ``serve`` bound openly: its endpoints run flows that call models."""
+
+
+def check_bind(host: str, api_key: str | None, *, exposes: str = OPEN_BIND_RISK) -> None:
     """Refuse a non-loopback bind without an API key; ``exposes`` says what anyone on the network could then
     do (the default is ``serve``'s risk: its endpoints run flows that call your models)."""
     if not api_key and not is_loopback(host):
