@@ -14,6 +14,7 @@ import pytest
 from crossroads import (
     END,
     START,
+    ConfigError,
     CostModel,
     Flow,
     MemoryRecorder,
@@ -278,6 +279,61 @@ def test_shortlist_keeps_the_right_cards_and_reports_it() -> None:
     assert set(d.scores) == set(names)
 
 
+class _WordEmbedder:
+    """One dimension per distinct word, L2-normalised: cosine similarities a test can compute by hand."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+
+    def embed(self, texts: Any) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(texts), 256), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().replace(":", " ").split():
+                out[i, self.vocab.setdefault(w, len(self.vocab))] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def embed_one(self, text: str) -> Any:
+        return self.embed([text])[0]
+
+
+def test_shortlist_by_examples_finds_what_the_card_text_dilutes_and_lists_by_score() -> None:
+    # alpha's description is the query word (cosine 1/sqrt(2) as one card text); beta has it as an example
+    # utterance: joined into beta's card text it scores 1/sqrt(5), as its own index text it scores 1
+    cands = (TargetInfo(name="alpha", description="zebra"),
+             TargetInfo(name="beta", description="one two three", metadata={"examples": ["zebra"]}),
+             TargetInfo(name="gamma", description="four"), TargetInfo(name="delta", description="five"))
+    prompts: list[str] = []
+
+    def fn(msgs: Any) -> str:
+        prompts.append(msgs[0].content)
+        return json.dumps({"reasoning": "", "agents": ["beta"]})
+
+    def route(**kw: Any) -> Any:
+        r = ReasoningRouter(model=FunctionModel(fn), embedder=_WordEmbedder(), label_scores=False, **kw)
+        return r.route(RouteContext(query="zebra", candidates=cands))
+
+    with pytest.raises(RouterOutputError):  # the card index keeps alpha only: beta is not a candidate
+        route(shortlist=1)
+    d = route(shortlist=1, shortlist_index="examples")
+    assert d.targets == ("beta",) and d.metadata["shortlist"] == ["beta"]
+    # pool order (default) vs most similar first: beta (1.0) before alpha (0.707)
+    route(shortlist=2, shortlist_index="examples")
+    assert prompts[-1].index("- alpha") < prompts[-1].index("- beta")
+    route(shortlist=2, shortlist_index="examples", shortlist_order="score")
+    assert prompts[-1].index("- beta") < prompts[-1].index("- alpha")
+    assert '"zebra"' in prompts[-1]  # card_examples defaults to 3: beta's card shows its example
+    route(shortlist=2, shortlist_index="examples", shortlist_order="score", card_examples=0)
+    assert "Examples" not in prompts[-1] and "- beta" in prompts[-1]  # the index still found beta by it
+    with pytest.raises(ConfigError, match="shortlist_order must be one of pool, score"):
+        ReasoningRouter(shortlist_order="best")
+    with pytest.raises(ConfigError, match="shortlist_index must be one of card, examples"):
+        ReasoningRouter(shortlist_index="all")
+    with pytest.raises(ConfigError, match="card_examples must be >= 0"):
+        ReasoningRouter(card_examples=-1)
+
+
 # -- Router-R1 ----------------------------------------------------------------------------------------------
 
 def _pool(srv_cheap: ScriptedOpenAIServer, srv_strong: ScriptedOpenAIServer) -> dict[str, Any]:
@@ -515,6 +571,24 @@ def test_reasoning_eval_metrics_hand_computed() -> None:
     assert m["mean_set_size"] == 2.0 and m["oos_recall"] == 0.0
     assert m["chance_top1"] == 0.25 and m["garbled_rate"] == 0.0
     assert m["shortlist_recall_at_m"] is None  # no shortlist configured
+
+
+def test_reasoning_eval_reports_the_shortlist_alone_hand_computed() -> None:
+    from crossroads.evals.agent_selection import IntentData
+    from crossroads.evals.llm_routers import evaluate_reasoning_router
+
+    train = IntentData(["pay bill", "app crash", "hello", "weather"], ["d:billing", "d:tech", "d:faq", "oos"])
+    # by nearest example: pay -> billing (right), app -> tech (wrong; billing second by the stable tie order),
+    # hello -> faq (right), rain -> nothing matches, billing first, and the row is out-of-scope (wrong)
+    test = IntentData(["pay", "app", "hello", "rain"], ["d:billing", "d:billing", "d:faq", "oos"])
+    router = ReasoningRouter(model=FunctionModel(lambda m: '{"reasoning": "", "agents": ["d:billing"]}'),
+                             out_of_scope="oos", shortlist=2, shortlist_index="examples", shortlist_order="score",
+                             embedder=_WordEmbedder(), label_scores=False)
+    m = evaluate_reasoning_router(train, test, {"samples": 4, "examples": 5}, router.embedder, router=router)
+    assert m["shortlist_recall_at_m"] == 1.0  # every in-scope gold is in the top 2
+    assert m["shortlist_rank1_accuracy"] == pytest.approx(2 / 3)  # in-scope rows only
+    assert m["shortlist_rank1_top1_on_sample"] == 0.5  # what copying rank 1 scores on the sample (oos row wrong)
+    assert m["top1_accuracy"] == 0.5  # the LLM's billing is right on "pay" and "app"
 
 
 def test_router_r1_eval_quality_and_cost_hand_computed() -> None:

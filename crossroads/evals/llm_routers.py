@@ -59,15 +59,20 @@ def evaluate_reasoning_router(train: Any, test: Any, params: Mapping[str, Any], 
     cands = tuple(infos)
     agent_infos = [c for c in infos if c.name != OOS]
     # shortlist recall@m on every in-scope test row (embeddings only: cheap)
-    recall = None
-    if router.shortlist is not None and router.shortlist < len(agent_infos):
-        vecs = np.asarray(embedder.embed([router.card_text(c) for c in agent_infos]), dtype=np.float32)
-        rows = [i for i, g in enumerate(test.labels) if g != OOS]
-        Q = np.asarray(embedder.embed([test.texts[i] for i in rows]), dtype=np.float32)
-        top = np.argsort(-(Q @ vecs.T), axis=1, kind="stable")[:, : router.shortlist]
-        idx = {c.name: j for j, c in enumerate(agent_infos)}
-        recall = float(np.mean([idx[test.labels[i]] in top[r] for r, i in enumerate(rows)])) if rows else float("nan")
     pick = np.sort(np.random.default_rng(seed).choice(len(test), size=min(samples, len(test)), replace=False))
+    recall = rank1 = rank1_sample = None
+    if router.shortlist is not None and router.shortlist < len(agent_infos):
+        # the shortlist alone (embeddings only: cheap): recall@m and the accuracy of its rank-1
+        # candidate, on every in-scope test row; rank-1 on the sample is what copying it would score
+        Q = np.asarray(embedder.embed(list(test.texts)), dtype=np.float32)
+        top = np.argsort(-router.shortlist_similarities(Q, agent_infos), axis=1, kind="stable")[:, : router.shortlist]
+        names = np.asarray([c.name for c in agent_infos])
+        hit = np.asarray([g in names[top[i]] for i, g in enumerate(test.labels)])
+        first = names[top[:, 0]] == np.asarray(test.labels)
+        ins = np.asarray([g != OOS for g in test.labels])
+        recall = float(hit[ins].mean()) if ins.any() else float("nan")
+        rank1 = float(first[ins].mean()) if ins.any() else float("nan")
+        rank1_sample = float(first[pick].mean())
     gold, chosen, lat, tin, tout = [], [], [], [], []
     garbled = fell_back = 0
     for i in pick:
@@ -88,6 +93,7 @@ def evaluate_reasoning_router(train: Any, test: Any, params: Mapping[str, Any], 
         tout.append(b)
     out = selection_metrics(gold, chosen, oos_label=OOS)
     out.update({"n_sampled": len(pick), "shortlist_m": router.shortlist, "shortlist_recall_at_m": recall,
+                "shortlist_rank1_accuracy": rank1, "shortlist_rank1_top1_on_sample": rank1_sample,
                 "latency_p50_ms": percentile(lat, 50), "latency_p99_ms": percentile(lat, 99),
                 "router_input_tokens_per_decision": float(np.mean(tin)) if tin else float("nan"),
                 "router_output_tokens_per_decision": float(np.mean(tout)) if tout else float("nan"),

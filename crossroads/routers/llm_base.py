@@ -18,7 +18,10 @@ One place for what every LLM router needs:
   traced. Without a fallback the error propagates (the run fails, traced as failed): never a silent default.
 - **Large pools.** An embedding shortlist (the top-``shortlist`` cards by cosine similarity on the
   local MiniLM) before the LLM, so 150 or 1,500 agents fit a small model's context. Candidates cut
-  by the shortlist score 0.
+  by the shortlist score 0. ``shortlist_index: examples`` scores a candidate by its nearest card
+  text *or example utterance* (more examples than the prompt shows: ``card_examples``), and
+  ``shortlist_order: score`` lists the shortlist most similar first, so the LLM sees the retriever's
+  ranking (default ``pool``: the pool's order).
 - **Traced.** The router's own model calls are returned as trace records (tokens, cost, latency) by
   :meth:`LLMRouter.trace_records`, which the orchestrator writes next to the decision; the reasoning
   text is the decision's ``rationale``.
@@ -65,6 +68,14 @@ _MODEL_SPEC_KEYS = {"provider", "name", "api_base", "api_key_env", "dataset", "p
                     "retries", "fallbacks", "max_tokens", "n_ctx"}
 
 
+SHORTLIST_INDEXES = ("card", "examples")
+"""What a candidate is found by: its card text as one string, or its nearest card text / example utterance."""
+SHORTLIST_ORDERS = ("pool", "score")
+"""How the shortlist is listed in the prompt: the pool's order, or most similar first."""
+DEFAULT_CARD_EXAMPLES = 3
+"""Example utterances a prompt card shows (the shortlist index may use more)."""
+
+
 def build_router_model(spec: Any) -> Any:
     """A chat model for a router: a ChatModel instance, or a YAML-style spec
     (``{provider: llama_cpp|litellm|replay, name, path, api_base, api_key_env, timeout_s, ...}``).
@@ -98,8 +109,9 @@ def render_card(info: TargetInfo, *, examples: Sequence[str] = (), max_examples:
     if info.description:
         parts.append(f": {info.description}")
     ex = list(examples) or list(info.metadata.get("examples", ()) if isinstance(info.metadata, Mapping) else ())
+    ex = ex[: max(0, max_examples)]
     if ex:
-        parts.append(" Examples: " + "; ".join(f'"{e}"' for e in ex[:max_examples]) + ".")
+        parts.append(" Examples: " + "; ".join(f'"{e}"' for e in ex) + ".")
     desc = []
     c = info.cost
     if c.input_per_mtok or c.output_per_mtok:
@@ -218,8 +230,23 @@ class LLMRouter(UsesEmbedder, Router):
         max_tokens: int = DEFAULT_MAX_TOKENS,
         embedder: Any = None,
         label: str | None = None,
+        shortlist_index: str = "card",
+        shortlist_order: str = "pool",
+        card_examples: int = DEFAULT_CARD_EXAMPLES,
     ) -> None:
         super().__init__(label=label)
+        if shortlist_index not in SHORTLIST_INDEXES:
+            raise ConfigError(f"{self.name} router: shortlist_index must be one of {', '.join(SHORTLIST_INDEXES)}, "
+                              f"got {shortlist_index!r}")
+        if shortlist_order not in SHORTLIST_ORDERS:
+            raise ConfigError(f"{self.name} router: shortlist_order must be one of {', '.join(SHORTLIST_ORDERS)}, "
+                              f"got {shortlist_order!r}")
+        if card_examples < 0:
+            raise ConfigError(f"{self.name} router: card_examples must be >= 0 (0: no examples in the prompt), "
+                              f"got {card_examples}")
+        self.shortlist_index = shortlist_index
+        self.shortlist_order = shortlist_order
+        self.card_examples = card_examples
         if max_reasks < 0:
             raise ConfigError(f"{self.name} router: max_reasks must be >= 0, got {max_reasks}")
         if shortlist is not None and shortlist < 1:
@@ -298,27 +325,55 @@ class LLMRouter(UsesEmbedder, Router):
                         cost_usd=sum(c["cost_usd"] for c in metadata["router_calls"]), metadata=metadata)
 
     # -- shortlist -----------------------------------------------------------------------------
-    def card_text(self, c: TargetInfo) -> str:
-        ex = self.examples.get(c.name) or list(c.metadata.get("examples", ()) if isinstance(c.metadata, Mapping) else ())
-        return " ".join([c.name.replace("_", " ").replace(":", " "), c.description, *ex[:5]]).strip()
+    def examples_of(self, c: TargetInfo) -> list[str]:
+        """A candidate's example utterances: the router's ``examples`` for it, else its card's."""
+        return self.examples.get(c.name) or list(c.metadata.get("examples", ()) if isinstance(c.metadata, Mapping) else ())
 
-    def shortlist_of(self, ctx: RouteContext, candidates: Sequence[TargetInfo]) -> list[TargetInfo]:
-        """The top-``shortlist`` candidates by cosine similarity of query and card (all when the pool is small)."""
-        if self.shortlist is None or len(candidates) <= self.shortlist:
-            return list(candidates)
+    def card_text(self, c: TargetInfo) -> str:
+        """The text a card is embedded as with ``shortlist_index: card``: name, description, 5 examples."""
+        return " ".join([c.name.replace("_", " ").replace(":", " "), c.description, *self.examples_of(c)[:5]]).strip()
+
+    def index_texts(self, c: TargetInfo) -> list[str]:
+        """The texts a candidate is found by: its card text (``card``), or its name and description plus
+        each of its example utterances (``examples``: the candidate scores its nearest one)."""
+        if self.shortlist_index == "card":
+            return [self.card_text(c)]
+        head = " ".join([c.name.replace("_", " ").replace(":", " "), c.description]).strip()
+        return [head, *self.examples_of(c)]
+
+    def shortlist_similarities(self, queries: Any, candidates: Sequence[TargetInfo]) -> Any:
+        """Cosine similarity of each embedded query (rows of ``queries``) to each candidate: an
+        ``(n_queries, n_candidates)`` array, a candidate scoring its best index text."""
         import numpy as np
 
         key = tuple(c.name for c in candidates)
         with self._lock:
-            vecs = self._card_index.get(key)
-        if vecs is None:
-            vecs = np.asarray(self.embedder.embed([self.card_text(c) for c in candidates]), dtype=np.float32)
+            entry = self._card_index.get(key)
+        if entry is None:
+            texts: list[str] = []
+            starts: list[int] = []
+            for c in candidates:
+                starts.append(len(texts))
+                texts.extend(self.index_texts(c))
+            entry = (np.asarray(self.embedder.embed(texts), dtype=np.float32), np.asarray(starts))
             with self._lock:
-                self._card_index[key] = vecs
+                self._card_index[key] = entry
+        vecs, starts_arr = entry
+        sims = np.atleast_2d(np.asarray(queries, dtype=np.float32)) @ vecs.T
+        return np.maximum.reduceat(sims, starts_arr, axis=1)
+
+    def shortlist_of(self, ctx: RouteContext, candidates: Sequence[TargetInfo]) -> list[TargetInfo]:
+        """The top-``shortlist`` candidates by cosine similarity of query and index texts (all, in pool
+        order, when the pool is small), in pool order or most similar first (``shortlist_order``)."""
+        if self.shortlist is None or len(candidates) <= self.shortlist:
+            return list(candidates)
+        import numpy as np
+
         q = np.asarray(self.embedder.embed_one(ctx.query), dtype=np.float32)
-        sims = vecs @ q
+        sims = self.shortlist_similarities(q, candidates)[0]
         top = np.argsort(-sims, kind="stable")[: self.shortlist]
-        return [candidates[i] for i in sorted(top)]
+        order = top if self.shortlist_order == "score" else sorted(top)
+        return [candidates[i] for i in order]
 
     # -- the decision --------------------------------------------------------------------------
     def candidates_of(self, ctx: RouteContext) -> list[TargetInfo]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ConfigError, RouterOutputError
 from ..types import END, Decision, Message, RouteContext, TargetInfo
-from .llm_base import LLMRouter, ParsedOutput, extract_json, render_card
+from .llm_base import DEFAULT_CARD_EXAMPLES, LLMRouter, ParsedOutput, extract_json, render_card
 from .registry import register_router
 
 __all__ = ["OUT_OF_SCOPE", "ReasoningRouter", "parse_agent_set"]
@@ -88,7 +88,8 @@ class ReasoningRouter(LLMRouter):
     """An LLM writes a reasoning, then a set of up to ``k`` agents (or out-of-scope).
 
     ``out_of_scope``: the candidate that receives out-of-scope requests (an agent name, or ``END``);
-    without it the LLM is not offered out-of-scope. Scores: label probabilities of each candidate as
+    without it the LLM is not offered out-of-scope. ``shortlist``, ``shortlist_index``,
+    ``shortlist_order``, ``card_examples``: see :class:`~crossroads.routers.llm_base.LLMRouter` (large pools). Scores: label probabilities of each candidate as
     the first agent of the set, given the reasoning (llama.cpp), else rank-derived.
     """
 
@@ -109,10 +110,14 @@ class ReasoningRouter(LLMRouter):
         max_tokens: int = 160,
         embedder: Any = None,
         label: str | None = None,
+        shortlist_index: str = "card",
+        shortlist_order: str = "pool",
+        card_examples: int = DEFAULT_CARD_EXAMPLES,
     ) -> None:
         super().__init__(model=model, fallback=fallback, max_reasks=max_reasks, shortlist=shortlist,
                          examples=examples, label_scores=label_scores, max_tokens=max_tokens, embedder=embedder,
-                         label=label)
+                         label=label, shortlist_index=shortlist_index, shortlist_order=shortlist_order,
+                         card_examples=card_examples)
         if k < 1:
             raise ConfigError(f"reasoning router: k must be >= 1, got {k}")
         self.k = k
@@ -127,7 +132,8 @@ class ReasoningRouter(LLMRouter):
         return [c for c in ctx.available_candidates() if c.name != self.oos_target]
 
     def messages(self, ctx: RouteContext, candidates: Sequence[TargetInfo]) -> list[Message]:
-        cards = "\n".join(render_card(c, examples=self.examples.get(c.name, ())) for c in candidates)
+        cards = "\n".join(render_card(c, examples=self.examples.get(c.name, ()), max_examples=self.card_examples)
+                          for c in candidates)
         oos = f', or ["{OUT_OF_SCOPE}"] when no agent fits' if self.oos_target else ""
         system = SYSTEM.format(cards=cards, k=self.k, oos=oos)
         if self.instructions:

@@ -13,7 +13,8 @@ cards, out-of-scope target, MiniLM shortlist of ``m`` cards), through the router
   only restate the label. Out-of-scope rows answer ``["out_of_scope"]``.
 - Rows whose gold agent is not in the shortlist are **skipped** (counted in :attr:`skipped`): no answer
   among the shown cards is right, and teaching out-of-scope for an in-scope request would teach false
-  out-of-scope answers. Rows used as card examples are skipped too (the answer would be in the prompt).
+  out-of-scope answers. Rows used as card examples are skipped too (the answer would be in the prompt or
+  in the shortlist index: ``shortlist_index: examples`` finds an agent by its card examples).
 - GRPO reward: the public :func:`~crossroads.routers.rewards.agent_selection_reward` (1 when the gold
   agent is in the chosen set, minus ``size_penalty`` per extra agent, -1 for a garbled reply), wrapped in
   trl's reward signature.
@@ -83,6 +84,9 @@ class AgentSelectionTask:
         size_penalty: float = 0.1,
         oos_share: float = 0.1,
         label_scores: bool = False,
+        card_examples: int = 3,
+        shortlist_index: str = "card",
+        shortlist_order: str = "pool",
         test_fraction: float = 0.2,
         seed: int = 0,
         embedder: Any = None,
@@ -122,15 +126,21 @@ class AgentSelectionTask:
 
             embedder = default_embedder()
         self.embedder = embedder
+        self.card_examples = card_examples
+        self.shortlist_index = shortlist_index
+        self.shortlist_order = shortlist_order
         self.router = ReasoningRouter(out_of_scope=OOS if self.has_oos else None, shortlist=shortlist,
-                                      embedder=embedder, k=k)
+                                      embedder=embedder, k=k, card_examples=card_examples,
+                                      shortlist_index=shortlist_index, shortlist_order=shortlist_order)
         self.skipped: dict[str, int] = {}
 
     # -- prompts -------------------------------------------------------------------------------
     def router_params(self) -> dict[str, Any]:
         """The ``params`` of a ``type: reasoning`` router that sees the prompts this task trains on
         (plus ``model``); the suite's ``examples`` card setting included."""
-        return {"shortlist": self.shortlist, "k": self.k, "examples": self.examples, "label_scores": self.label_scores}
+        return {"shortlist": self.shortlist, "k": self.k, "examples": self.examples, "label_scores": self.label_scores,
+                "card_examples": self.card_examples, "shortlist_index": self.shortlist_index,
+                "shortlist_order": self.shortlist_order}
 
     def prompt(self, query: str) -> tuple[list[dict[str, str]], list[str]]:
         """The router's messages for ``query`` (as dicts) and the shortlisted candidate names."""

@@ -414,7 +414,8 @@ def build_task(data: str, task: str | None = None, **params: Any) -> LLMRouterTa
             return AgentSelectionTask(data, **params)
         except TypeError as exc:
             raise ConfigError(f"agent_selection task: {exc}; task params: test_file, shortlist, k, examples, "
-                              "size_penalty, oos_share, label_scores, test_fraction, seed") from exc
+                              "card_examples, shortlist_index, shortlist_order, size_penalty, oos_share, label_scores, "
+                              "test_fraction, seed") from exc
     if task == "model_routing":
         try:
             from .r1_task import ModelRoutingTask  # type: ignore[import-not-found,unused-ignore]
