@@ -95,7 +95,7 @@ def _protocol(m: dict[str, Any]) -> str:
 
 
 DROP = {"latency_p50_ms", "latency_p99_ms", "latency_samples", "train_s", "loaded_from", "file_sha256",
-        "registered_as"}
+        "test_rows_in_training_file", "registered_as"}
 
 
 def test_trained_file_is_scored_like_the_suites_own_knn_hand_computed(data: Path) -> None:
@@ -182,6 +182,34 @@ def test_file_trained_on_other_models_is_refused_before_embedding(data: Path) ->
                                           r"not in the suite mid\)"):
         _run(data, [{"name": "knn", "type": "knn"}], extra=[{"name": "x", "type": "trained", "params": {"path": str(other)}}],
              embedder=NoEmbedding())
+
+
+def test_file_on_other_embeddings_is_refused_and_a_knn_file_that_saw_test_rows_is_flagged(data: Path,
+                                                                                          tmp_path: Path) -> None:
+    narrow = LearnedRouter.train("knn", np.eye(2, 3, dtype=np.float32), np.eye(2, dtype=np.float32),
+                                 targets=["cheap", "strong"]).save(data / "narrow.npz")
+    with pytest.raises(ConfigError, match=r"router 'x': .*narrow.npz was trained on 3-dimensional embeddings; the "
+                                          rf"suite embeds prompts in {len(VOCAB)} dimensions"):
+        _run(data, [{"name": "knn", "type": "knn"}], extra=[{"name": "x", "type": "trained", "params": {"path": str(narrow)}}])
+    # a kNN file trained on two of the four test prompts ("cat green", "dog black") plus a train prompt
+    emb = VocabEmbedder()
+    leaky = LearnedRouter.train("knn", emb.embed(["cat green", "dog black", "cat alpha"]),
+                                np.array([[1, 1], [0, 1], [1, 1]], dtype=np.float32), targets=["cheap", "strong"],
+                                costs={"cheap": 1.0, "strong": 10.0}, params={"k": 1}).save(data / "leaky.npz")
+    clean = _knn_file(data / "mine.npz")
+    res = _run(data, [{"name": "knn", "type": "knn", "params": {"k": 1}}],
+               extra=[{"name": "leaky", "type": "trained", "params": {"path": str(leaky)}},
+                      {"name": "clean", "type": "trained", "params": {"path": str(clean)}}])
+    r = res.results["routers"]
+    assert r["leaky"]["test_rows_in_training_file"] == 2 and r["clean"]["test_rows_in_training_file"] == 0
+    assert r["knn"].get("test_rows_in_training_file") is None  # trained in the run on the training rows
+    from crossroads.evals.report import write_report
+
+    run = {"id": res.id, "suite": "tiny", "kind": "query_routing", "code_version": "x", "duration_s": 1.0,
+           "data_hashes": res.data_hashes, "results": res.results}
+    text = write_report(run, tmp_path / "rep").read_text()
+    assert f"leaky ← `{leaky.resolve()}`" in text and f"clean ← `{clean.resolve()}`" in text
+    assert "**Warning:** leaky was trained on 2 of the 4 test rows" in text and "clean was trained" not in text
 
 
 # -- eval compare: AIQ ceilings ----------------------------------------------------------------------------------

@@ -420,6 +420,7 @@ def run_suite(
             sw = (spec.data.strong, spec.data.weak)
         train_d = prepare_query_data(train_o, embedder)
         test_d = prepare_query_data(test_o, embedder, models=train_d.models)
+        file_facts = _check_router_file_embeddings(spec.name, router_files, train_d.X, test_d.X)
         kw: dict[str, Any] = {}
         if spec.settings.lambdas:
             kw["lambdas"] = spec.settings.lambdas
@@ -440,7 +441,8 @@ def run_suite(
         results["routers"] = {r[0]: results["routers"][r[0]] for r in routers}  # suite order
         for label, (path, _) in router_files.items():
             if label in results["routers"]:  # which file was scored (not trained in the run)
-                results["routers"][label].update({"loaded_from": str(path), "file_sha256": file_sha256(path)})
+                results["routers"][label].update({"loaded_from": str(path), "file_sha256": file_sha256(path),
+                                                  **file_facts.get(label, {})})
         results["split"] = files.describe(spec.data)
     elif spec.kind == "online_routing":
         from ..agents.backends.replay import RecordedOutcomes
@@ -667,6 +669,31 @@ def _check_router_file_models(suite: str, files: Mapping[str, tuple[Path, Sequen
             raise ConfigError(f"suite {suite!r}: router {label!r}: {path} was trained on models {', '.join(targets)}; "
                               f"the suite's data ({source}) scores {', '.join(pool)} ({what}). Score it on data with "
                               "the same models, or retrain it on this data with 'crossroads train ... --data'")
+
+
+def _check_router_file_embeddings(suite: str, files: Mapping[str, tuple[Path, Sequence[str]]], train_x: np.ndarray,
+                                  test_x: np.ndarray) -> dict[str, dict[str, Any]]:
+    """A trained file must read the suite's embeddings (same width), checked before any router runs. A kNN file
+    keeps its training embeddings: ``test_rows_in_training_file`` counts the test rows it was trained on
+    (cosine >= 0.9999), which inflate its figures; other predictors cannot tell (None)."""
+    from ..routers.learned import KNNPredictor, LearnedRouter
+
+    out: dict[str, dict[str, Any]] = {}
+    for label, (path, _) in files.items():
+        pred = LearnedRouter.load(path).predictor
+        dim = pred.input_dim()
+        if dim is not None and dim != train_x.shape[1]:
+            raise ConfigError(f"suite {suite!r}: router {label!r}: {path} was trained on {dim}-dimensional embeddings; "
+                              f"the suite embeds prompts in {train_x.shape[1]} dimensions. Retrain it with "
+                              "'crossroads train' (the suite's embedder)")
+        seen: int | None = None
+        if isinstance(pred, KNNPredictor) and pred.X is not None and len(test_x):
+            def unit(a: np.ndarray) -> np.ndarray:
+                a = np.asarray(a, np.float32)
+                return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+            seen = int(((unit(test_x) @ unit(pred.X).T).max(axis=1) >= 0.9999).sum())
+        out[label] = {"test_rows_in_training_file": seen}
+    return out
 
 
 USER_SPLIT_KINDS = {"query_routing", "online_routing", "agent_selection", "tool_graph", "skill_routing", "step_routing"}

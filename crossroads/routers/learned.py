@@ -54,6 +54,10 @@ class QualityPredictor(ABC):
         """Hyper-parameters to save."""
         return {}
 
+    def input_dim(self) -> int | None:
+        """The embedding width it was trained on (None before fitting)."""
+        return None
+
 
 class KNNPredictor(QualityPredictor):
     """Mean recorded scores of the ``k`` most similar training queries (cosine; embeddings are unit length)."""
@@ -88,6 +92,9 @@ class KNNPredictor(QualityPredictor):
 
     def params(self) -> dict[str, Any]:
         return {"k": self.k}
+
+    def input_dim(self) -> int | None:
+        return None if self.X is None else int(self.X.shape[1])
 
     @classmethod
     def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> KNNPredictor:
@@ -129,6 +136,9 @@ class _WeightsPredictor(QualityPredictor):
 
     def state(self) -> dict[str, np.ndarray]:
         return {f"W{i}": w for i, w in enumerate(self.W)}
+
+    def input_dim(self) -> int | None:
+        return int(self.W[0].shape[0]) if self.W else None
 
     @classmethod
     def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> QualityPredictor:
