@@ -6,7 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["HEADLINE_METRICS", "compare_runs", "headline_metrics", "scalar_metrics", "test_set_differences"]
+__all__ = ["HEADLINE_METRICS", "aiq_ceiling", "compare_runs", "compare_warnings", "comparison", "headline_metrics",
+           "scalar_metrics", "test_set_differences"]
 
 HEADLINE_METRICS: dict[str, list[str]] = {
     "query_routing": ["best_quality", "quality_at_half_cost", "aiq", "apgr", "cost_to_95pct_best_single", "latency_p50_ms"],
@@ -74,3 +75,59 @@ def test_set_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str
     if na is not None and nb is not None and na != nb:
         out.append(f"test rows: {na} vs {nb}")
     return out
+
+
+def aiq_ceiling(run: Mapping[str, Any]) -> float | None:
+    """The cost ceiling M a query-routing run integrated AIQ up to (the largest hull cost over the routers that
+    ran): the run's summary ``aiq_max_cost``, or for runs stored before it was kept there, recomputed from the
+    stored curves exactly as the run computed it. None for other kinds or when no router has a curve."""
+    if run.get("kind") != "query_routing":
+        return None
+    m = (run.get("summary") or {}).get("aiq_max_cost")
+    if isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m):
+        return float(m)
+    from .metrics import CurvePoint, aiq_scores
+
+    curves = {k: [CurvePoint(float(p["cost"]), float(p["quality"])) for p in v.get("points") or []
+                  if _num(p.get("cost")) and _num(p.get("quality"))]
+              for k, v in (run.get("results") or {}).items() if isinstance(v, Mapping)}
+    if not any(curves.values()):
+        return None
+    _, ceiling = aiq_scores(curves)
+    return float(ceiling) if math.isfinite(ceiling) else None
+
+
+def _two(x: float, y: float) -> tuple[str, str]:
+    """``x`` and ``y`` with the fewest decimals (3 or more) that tell them apart."""
+    for d in range(3, 13):
+        sx, sy = f"{x:.{d}f}", f"{y:.{d}f}"
+        if sx != sy:
+            return sx, sy
+    return repr(x), repr(y)
+
+
+def compare_warnings(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Why some of the two runs' metric differences do not mean what they seem (empty when none applies):
+    AIQ is comparable only between runs with the same cost ceiling M, which depends on which routers ran
+    (``--only``, ``--router``), not only on the router being compared."""
+    out = []
+    if a.get("kind") == b.get("kind") == "query_routing":
+        ma, mb = aiq_ceiling(a), aiq_ceiling(b)
+        ida, idb = str(a.get("id", "A"))[:8], str(b.get("id", "B"))[:8]
+        if ma is not None and mb is not None and not math.isclose(ma, mb, rel_tol=1e-9, abs_tol=1e-12):
+            sa, sb = _two(ma, mb)
+            out.append(f"AIQ ceilings differ: run A ({ida}) integrates AIQ up to M = {sa}, run B ({idb}) up to "
+                       f"M = {sb} (M is the run's largest hull cost, set by every router in the run); AIQ "
+                       "differences between these runs are not comparable. Compare AIQ of runs with the same "
+                       "routers (same --only/--router)")
+        elif (ma is None) != (mb is None):
+            out.append(f"AIQ ceiling unknown for run {ida if ma is None else idb}: AIQ differences may not be "
+                       "comparable")
+    return out
+
+
+def comparison(a: Mapping[str, Any], b: Mapping[str, Any], *, all_metrics: bool = False) -> dict[str, Any]:
+    """Everything ``crossroads eval compare --json`` reports: the rows of :func:`compare_runs`, the
+    :func:`test_set_differences` and the :func:`compare_warnings`."""
+    return {"a": a.get("id"), "b": b.get("id"), "rows": compare_runs(a, b, all_metrics=all_metrics),
+            "test_set_differences": test_set_differences(a, b), "warnings": compare_warnings(a, b)}

@@ -263,6 +263,16 @@ def _strong_win_settings(r: LearnedRouter, c: _Ctx) -> list[float]:
     return out
 
 
+def _willingness_sweep(r: LearnedRouter, c: _Ctx, train_s: float) -> RouterOutcome:
+    settings = _strong_win_settings(r, c) if c.strong_weak is not None else [float(x) for x in c.lambdas]
+    out = RouterOutcome("", settings, router_obj=r, registered_as="trained", train_s=train_s)
+    for lam in settings:
+        r.willingness = lam
+        out.val_picks[lam] = _route_picks(r, c.val)
+        out.test_picks[lam] = _route_picks(r, c.test)
+    return out
+
+
 def _learned(kind: str) -> Callable[[_Ctx], RouterOutcome]:
     def build(c: _Ctx) -> RouterOutcome:
         t = time.perf_counter()
@@ -270,24 +280,37 @@ def _learned(kind: str) -> Callable[[_Ctx], RouterOutcome]:
         train_s = time.perf_counter() - t
         r = _saved_and_loaded(trained, c, "trained", {})
         assert isinstance(r, LearnedRouter)
-        settings = _strong_win_settings(r, c) if c.strong_weak is not None else [float(x) for x in c.lambdas]
-        out = RouterOutcome("", settings, router_obj=r, registered_as="trained", train_s=train_s)
-        for lam in settings:
-            r.willingness = lam
-            out.val_picks[lam] = _route_picks(r, c.val)
-            out.test_picks[lam] = _route_picks(r, c.test)
-        return out
+        return _willingness_sweep(r, c, train_s)
     return build
 
 
+def _from_file(registry_name: str, path: Any, c: _Ctx) -> Router:
+    r = create_router(registry_name, {"path": str(path)})
+    r._embedder = c.embedder  # type: ignore[attr-defined]
+    return r
+
+
+def _trained_file(c: _Ctx) -> RouterOutcome:
+    """A router file written by ``crossroads train knn|mlp|mf`` (``type: trained, params: {path}``), scored
+    exactly like the suite's own knn/mlp/mf: willingness swept, operating points chosen on validation.
+    Not trained in the run: ``train_s`` is NaN."""
+    r = _from_file("trained", c.params["path"], c)
+    assert isinstance(r, LearnedRouter)
+    return _willingness_sweep(r, c, float("nan"))
+
+
 def _cascade(c: _Ctx) -> RouterOutcome:
-    """:class:`~crossroads.routers.cascade.CascadeRouter` over a kNN predictor; threshold sweep."""
+    """:class:`~crossroads.routers.cascade.CascadeRouter` over a kNN predictor trained in the run, or over the
+    file ``params.path`` (``crossroads train cascade|knn|mlp|mf``); threshold sweep."""
     t = time.perf_counter()
     params = dict(c.params)
     thresholds = [float(x) for x in params.pop("thresholds", DEFAULT_THRESHOLDS)]
-    trained = train_learned(params.pop("predictor", "knn"), c.fit, {"k": 10, **params})
-    train_s = time.perf_counter() - t
-    r = _saved_and_loaded(trained, c, "cascade", {})
+    if "path" in params:  # a file from crossroads train (not trained in the run)
+        r, train_s = _from_file("cascade", params["path"], c), float("nan")
+    else:
+        trained = train_learned(params.pop("predictor", "knn"), c.fit, {"k": 10, **params})
+        train_s = time.perf_counter() - t
+        r = _saved_and_loaded(trained, c, "cascade", {})
     out = RouterOutcome("", thresholds, router_obj=r, registered_as="cascade", setting_name="threshold",
                         train_s=train_s)
     for tau in thresholds:
@@ -372,6 +395,7 @@ QUERY_ROUTERS: dict[str, Callable[[_Ctx], RouterOutcome]] = {
     "mf": _learned("mf"),
     "cascade": _cascade,
     "bandit": _bandit_run,
+    "trained": _trained_file,
 }
 """Query-level routers by suite ``type``; each maps to a registered router (``oracle`` is the eval-only
 upper bound)."""

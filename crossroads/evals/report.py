@@ -63,6 +63,18 @@ def _query_section(run: dict[str, Any], out: Path) -> list[str]:
     evalonly = [n for n, m in routers.items() if m.get("registered_as") == "eval-only"]
     if evalonly:
         lines += ["", f"Eval-only (not a deployable router): {', '.join(evalonly)}."]
+    loaded = {n: m for n, m in routers.items() if m.get("loaded_from")}
+    if loaded:
+        lines += ["", "Scored from trained files (trained outside this run, so no train s): "
+                  + "; ".join(f"{n} ← `{m['loaded_from']}` (sha256 {str(m.get('file_sha256', ''))[:12]})"
+                              for n, m in loaded.items())
+                  + ". A file trained on rows of this run's test split scores too high: train it on the suite's "
+                  "training rows only."]
+        for n, m in loaded.items():
+            seen = m.get("test_rows_in_training_file")
+            if seen:
+                lines.append(f"**Warning:** {n} was trained on {seen} of the {res['n_test']} test rows (its kNN "
+                             "file holds their embeddings): its figures are inflated.")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name, m in routers.items():

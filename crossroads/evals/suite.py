@@ -384,6 +384,9 @@ def run_suite(
     rows_path = files.train or files.dataset
     assert rows_path is not None
     hashes = files.hashes()
+    router_files: dict[str, tuple[Path, list[str]]] = {}
+    if spec.kind == "query_routing":  # bad router params and files fail before any embedding or training
+        spec, router_files = _query_router_files(spec)
     if embedder is None and spec.kind in ("query_routing", "agent_selection", "online_routing", "skill_routing"):
         from ..agents.embeddings import default_embedder
 
@@ -409,6 +412,7 @@ def run_suite(
                 raise UnknownNameError("query router", kind, {**QUERY_ROUTERS, **LLM_QUERY_ROUTERS})
 
         train_o, test_o = query_outcomes(files, spec.data, spec.name)
+        _check_router_file_models(spec.name, router_files, train_o.models, str(train_o.source))
         sw = None
         if spec.data.strong or spec.data.weak:
             if not (spec.data.strong and spec.data.weak):
@@ -416,6 +420,7 @@ def run_suite(
             sw = (spec.data.strong, spec.data.weak)
         train_d = prepare_query_data(train_o, embedder)
         test_d = prepare_query_data(test_o, embedder, models=train_d.models)
+        file_facts = _check_router_file_embeddings(spec.name, router_files, train_d.X, test_d.X)
         kw: dict[str, Any] = {}
         if spec.settings.lambdas:
             kw["lambdas"] = spec.settings.lambdas
@@ -434,6 +439,10 @@ def run_suite(
             for k, v in aiqs.items():
                 results["routers"][k]["aiq"] = v
         results["routers"] = {r[0]: results["routers"][r[0]] for r in routers}  # suite order
+        for label, (path, _) in router_files.items():
+            if label in results["routers"]:  # which file was scored (not trained in the run)
+                results["routers"][label].update({"loaded_from": str(path), "file_sha256": file_sha256(path),
+                                                  **file_facts.get(label, {})})
         results["split"] = files.describe(spec.data)
     elif spec.kind == "online_routing":
         from ..agents.backends.replay import RecordedOutcomes
@@ -597,6 +606,96 @@ def run_suite(
                        duration_s=duration, code_version=code_version(), summary=_summary(spec.kind, results))
 
 
+_FILE_ROUTER_KEYS = {"trained": {"path"}, "cascade": {"path", "thresholds"}}
+"""Query-routing entries that score a trained file (``params.path``) and the params each accepts."""
+
+
+def _query_router_files(spec: SuiteSpec) -> tuple[SuiteSpec, dict[str, tuple[Path, list[str]]]]:
+    """Check a query-routing suite's router params before any work: ``type: trained`` (and ``type: cascade``
+    with ``params.path``) name a readable ``crossroads train`` file (made absolute in the returned spec, so
+    the stored config says which file ran); the suite's own knn/mlp/mf take only their predictor's params.
+    Returns the spec and {entry name: (file, the models the file was trained on)}."""
+    import inspect
+
+    from ..routers.learned import PREDICTORS, LearnedRouter
+
+    files: dict[str, tuple[Path, list[str]]] = {}
+    entries = []
+    for e in spec.routers:
+        where = f"suite {spec.name!r}: router {e.name!r} (type: {e.type})"
+        if e.type in PREDICTORS:
+            if "path" in e.params:
+                raise ConfigError(f"{where}: type {e.type} trains a new {e.type} router on the suite's training rows "
+                                  f"and takes no path; to score the trained file {e.params['path']!r} use "
+                                  f"'{{name: {e.name}, type: trained, params: {{path: {e.params['path']}}}}}' "
+                                  "(or type: cascade)")
+            known = [k for k in inspect.signature(PREDICTORS[e.type].__init__).parameters if k != "self"]
+            unknown = sorted(set(e.params) - set(known))
+            if unknown:
+                raise ConfigError(f"{where}: unknown param(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        if e.type == "trained" or (e.type == "cascade" and "path" in e.params):
+            allowed = _FILE_ROUTER_KEYS[e.type]
+            if "path" not in e.params:
+                raise ConfigError(f"{where}: give the file to score: params: {{path: FILE.npz}} (written by "
+                                  "'crossroads train knn|mlp|mf')")
+            extra = sorted(set(e.params) - allowed)
+            if extra:
+                swept = "the suite sweeps the willingness (settings.lambdas)" if e.type == "trained" else \
+                    "the suite sweeps the threshold (params.thresholds)"
+                raise ConfigError(f"{where}: unknown param(s) {', '.join(extra)} for a trained file ({swept}); "
+                                  f"known: {', '.join(sorted(allowed))}")
+            raw = e.params["path"]
+            if not isinstance(raw, str) or not raw.strip():
+                raise ConfigError(f"{where}: params.path must be a file path, got {raw!r}")
+            path = Path(raw).expanduser().resolve()
+            try:
+                loaded = LearnedRouter.load(path)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
+            files[e.name] = (path, list(loaded.targets))
+            e = e.model_copy(update={"params": {**e.params, "path": str(path)}})
+        entries.append(e)
+    return spec.model_copy(update={"routers": entries}), files
+
+
+def _check_router_file_models(suite: str, files: Mapping[str, tuple[Path, Sequence[str]]], pool: Sequence[str],
+                              source: str) -> None:
+    """A trained file must score exactly the suite's models (any order: routers map columns by name)."""
+    for label, (path, targets) in files.items():
+        missing, extra = [m for m in pool if m not in targets], [m for m in targets if m not in pool]
+        if missing or extra:
+            what = "; ".join(x for x in (f"missing {', '.join(missing)}" if missing else "",
+                                         f"not in the suite {', '.join(extra)}" if extra else "") if x)
+            raise ConfigError(f"suite {suite!r}: router {label!r}: {path} was trained on models {', '.join(targets)}; "
+                              f"the suite's data ({source}) scores {', '.join(pool)} ({what}). Score it on data with "
+                              "the same models, or retrain it on this data with 'crossroads train ... --data'")
+
+
+def _check_router_file_embeddings(suite: str, files: Mapping[str, tuple[Path, Sequence[str]]], train_x: np.ndarray,
+                                  test_x: np.ndarray) -> dict[str, dict[str, Any]]:
+    """A trained file must read the suite's embeddings (same width), checked before any router runs. A kNN file
+    keeps its training embeddings: ``test_rows_in_training_file`` counts the test rows it was trained on
+    (cosine >= 0.9999), which inflate its figures; other predictors cannot tell (None)."""
+    from ..routers.learned import KNNPredictor, LearnedRouter
+
+    out: dict[str, dict[str, Any]] = {}
+    for label, (path, _) in files.items():
+        pred = LearnedRouter.load(path).predictor
+        dim = pred.input_dim()
+        if dim is not None and dim != train_x.shape[1]:
+            raise ConfigError(f"suite {suite!r}: router {label!r}: {path} was trained on {dim}-dimensional embeddings; "
+                              f"the suite embeds prompts in {train_x.shape[1]} dimensions. Retrain it with "
+                              "'crossroads train' (the suite's embedder)")
+        seen: int | None = None
+        if isinstance(pred, KNNPredictor) and pred.X is not None and len(test_x):
+            def unit(a: np.ndarray) -> np.ndarray:
+                a = np.asarray(a, np.float32)
+                return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+            seen = int(((unit(test_x) @ unit(pred.X).T).max(axis=1) >= 0.9999).sum())
+        out[label] = {"test_rows_in_training_file": seen}
+    return out
+
+
 USER_SPLIT_KINDS = {"query_routing", "online_routing", "agent_selection", "tool_graph", "skill_routing", "step_routing"}
 """Suite kinds that read ``data.train`` / ``data.test`` through :func:`load_train_test` (a kind's engineer
 adds it here when its branch of :func:`run_suite` does)."""
@@ -610,7 +709,8 @@ def _summary(kind: str, results: dict[str, Any]) -> dict[str, Any]:
         return {"best_single_model": results["best_single_model"], "best_single_quality": results["best_single_quality"],
                 "best_router_at_half_cost": best, "its_quality": real[best]["quality_at_half_cost"],
                 "its_cost": real[best]["quality_at_half_cost_cost"],
-                "aiq": {k: v["aiq"] for k, v in routers.items()}}
+                "aiq": {k: v["aiq"] for k, v in routers.items()},
+                "aiq_max_cost": results.get("aiq_max_cost")}  # AIQ's ceiling M: AIQ compares within one M only
     if kind == "online_routing":
         return {k: {"quality": v["quality"], "cost": v["cost"], "last_window_quality": v["last_window_quality"]}
                 for k, v in routers.items()}

@@ -54,6 +54,10 @@ class QualityPredictor(ABC):
         """Hyper-parameters to save."""
         return {}
 
+    def input_dim(self) -> int | None:
+        """The embedding width it was trained on (None before fitting)."""
+        return None
+
 
 class KNNPredictor(QualityPredictor):
     """Mean recorded scores of the ``k`` most similar training queries (cosine; embeddings are unit length)."""
@@ -88,6 +92,9 @@ class KNNPredictor(QualityPredictor):
 
     def params(self) -> dict[str, Any]:
         return {"k": self.k}
+
+    def input_dim(self) -> int | None:
+        return None if self.X is None else int(self.X.shape[1])
 
     @classmethod
     def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> KNNPredictor:
@@ -129,6 +136,9 @@ class _WeightsPredictor(QualityPredictor):
 
     def state(self) -> dict[str, np.ndarray]:
         return {f"W{i}": w for i, w in enumerate(self.W)}
+
+    def input_dim(self) -> int | None:
+        return int(self.W[0].shape[0]) if self.W else None
 
     @classmethod
     def from_state(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> QualityPredictor:
@@ -313,15 +323,25 @@ class LearnedRouter(UsesEmbedder, Router):
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"trained router file {path} does not exist; create it with 'crossroads train'")
+        if path.is_dir():
+            raise ConfigError(f"trained router file {path} is a directory; give the .npz file 'crossroads train' wrote")
+        how = "write one with 'crossroads train knn|mlp|mf|cascade --data FILE --out FILE.npz'"
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["__meta__"]))
                 arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        except (ValueError, KeyError, OSError) as exc:
-            raise ConfigError(f"{path} is not a crossroads trained-router file: {exc}") from exc
-        predictor = PREDICTORS[meta["kind"]].from_state(arrays, meta["params"])
-        kw = {"willingness": meta["willingness"], "label": meta.get("label"), **overrides}
-        router = cls(predictor, meta["targets"], meta["costs"], **kw)
+        except Exception as exc:  # not a zip, no meta, pickled data, bad JSON...: all "not our file"
+            raise ConfigError(f"{path} is not a crossroads trained-router file ({type(exc).__name__}: {exc}); "
+                              f"{how}") from exc
+        try:
+            predictor = PREDICTORS[meta["kind"]].from_state(arrays, meta["params"])
+            targets, costs = list(meta["targets"]), dict(meta["costs"])
+        except Exception as exc:
+            raise ConfigError(f"{path} is not a valid crossroads trained-router file (format "
+                              f"{meta.get('format') if isinstance(meta, dict) else None!r}; {type(exc).__name__}: "
+                              f"{exc}); {how}") from exc
+        kw = {"willingness": meta.get("willingness", 0.0), "label": meta.get("label"), **overrides}
+        router = cls(predictor, targets, costs, **kw)
         router.extra_meta = {k: v for k, v in meta.items() if k in ("router", "threshold")}
         return router
 
