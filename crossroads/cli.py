@@ -39,6 +39,23 @@ DbOption = typer.Option(None, "--db", help="Trace DB file or SQLAlchemy URL [env
 JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
 
 
+def _console() -> Console:
+    """``out`` on a terminal; piped or redirected (no terminal width to fit), a console wide enough that
+    rich crops nothing: full ids, values and descriptions (rich would crop tables at 80 columns)."""
+    return out if out.is_terminal else Console(soft_wrap=True, width=_PIPED_WIDTH)
+
+
+def _plain_doc(text: str) -> str:
+    """A docstring's first paragraph as plain text: lines joined, Sphinx roles (:class:`~a.B` → B,
+    :func:`f` → f) and literals (``x`` → x) shown without their markup."""
+    import re
+
+    para = " ".join(text.strip().split("\n\n", 1)[0].split())
+    para = re.sub(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", lambda m: m.group(1).rsplit(".", 1)[-1]
+                  if m.group(0).split("`", 1)[1].startswith("~") else m.group(1), para)
+    return re.sub(r"``([^`]*)``", r"\1", para)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"crossroads {__version__}")
@@ -260,11 +277,17 @@ def _api_key_for_bind(host: str, api_key_env: str | None, *, exposes: str | None
     from .serving import ServeConfigError, check_bind
     from .serving.app import OPEN_BIND_RISK
 
+    if not host.strip():
+        raise ServeConfigError("--host is empty, which to the OS means every interface; give 127.0.0.1 (this "
+                               "machine only), or 0.0.0.0 with --api-key-env NAME to listen on the network")
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env)
-        if not key:
+        if key is None:
             raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
+        if not key.strip():
+            raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is set but empty; put the API key "
+                                   "in it")
     check_bind(host, key, exposes=exposes or OPEN_BIND_RISK)
     return key
 
@@ -305,9 +328,11 @@ def routers_cmd(as_json: bool = JsonOption) -> None:
     if as_json:
         _print_json([{"name": n, "class": f"{get_router_class(n).__module__}.{get_router_class(n).__qualname__}"} for n in names])
         return
+    from rich.markup import escape
+
+    console = _console()
     for n in names:
-        doc = (get_router_class(n).__doc__ or "").strip().splitlines()
-        out.print(f"[bold]{n}[/]  {doc[0] if doc else ''}")
+        console.print(f"[bold]{n}[/]  {escape(_plain_doc(get_router_class(n).__doc__ or ''))}", highlight=False)
 
 
 @trace_app.command("list")
@@ -330,11 +355,13 @@ def trace_list(
     table = Table("run id", "flow", "status", "steps", "decisions", "cost $", "started", "input")
     import datetime as dt
 
+    console = _console()
+    piped = console is not out  # piped: whole ids (for scripts); the input stays a one-line summary
     for r in runs:
-        table.add_row(r["id"][:12], r["flow"], r["status"], str(r["steps"]), str(r["decisions"]),
+        table.add_row(r["id"] if piped else r["id"][:12], r["flow"], r["status"], str(r["steps"]), str(r["decisions"]),
                       f"{r['cost_usd']:.6f}", dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
-                      (r["input"] or "")[:40])
-    out.print(table)
+                      " ".join((r["input"] or "")[:40].split()))
+    console.print(table)
 
 
 @trace_app.command("show")
@@ -463,10 +490,17 @@ def eval_run(
     (e.g. a trained model) next to the suite's, in the same run."""
     from rich.progress import Progress
 
+    from .errors import ConfigError
     from .evals.report import write_report
     from .evals.suite import run_suite
     from .tracing import EvalStore, TraceStore
 
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; the report is a folder (report.md, plots): give a folder "
+                          "path (new or existing)")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: use at least 1 row (e.g. --limit 500 for a small, fast run), or leave "
+                          "--limit out for the whole dataset")
     path = _suite_path(suite)
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
     _note_created_folder(store.store)
@@ -542,7 +576,7 @@ def _print_eval_table(run: dict[str, Any]) -> None:
             table.add_row(name, _num(m["top1_accuracy"], 4), _num(m["in_scope_top1_accuracy"], 4), _num(m["set_accuracy"], 4),
                           _num(m["mean_set_size"], 2), _num(m.get("oos_precision")), _num(m.get("oos_recall")),
                           _num(m.get("latency_p50_ms"), 1))
-    out.print(table)
+    _console().print(table)
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -585,10 +619,14 @@ def eval_list(
         _print_json(runs)
         return
     table = Table("eval run", "suite", "kind", "started", "duration s", "code", "summary")
+    console = _console()
+    piped = console is not out  # piped: whole ids and the whole summary
     for r in runs:
-        table.add_row(r["id"][:12], r["suite"], r["kind"], dt.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M"),
-                      f"{r['duration_s']:.1f}", r["code_version"], json.dumps(r["summary"], default=str)[:60])
-    out.print(table)
+        summary = json.dumps(r["summary"], default=str)
+        table.add_row(r["id"] if piped else r["id"][:12], r["suite"], r["kind"],
+                      dt.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M"),
+                      f"{r['duration_s']:.1f}", r["code_version"], summary if piped else summary[:60])
+    console.print(table)
 
 
 @eval_app.command("show")

@@ -235,10 +235,10 @@ def test_train_help_install_line_stages_and_p_keys(monkeypatch: pytest.MonkeyPat
 
 
 def test_help_keys_match_the_code() -> None:
+    import re
+
     from crossroads.cli import TRAIN_LLM_HELP_KEYS
     from crossroads.training.llm_router import _TRAIN_KEYS, task_param_defaults
-
-    import re
 
     listed = set(re.findall(r"[a-z_]+", TRAIN_LLM_HELP_KEYS))
     assert {*_TRAIN_KEYS, *task_param_defaults("agent_selection"), *task_param_defaults("model_routing")} <= listed
