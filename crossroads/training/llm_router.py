@@ -659,9 +659,9 @@ def train_llm_router_command(data: str, out: Path, *, task: str | None, base: Pa
         args = {**defaults, **train_kw, "base": base, "stages": stages, "lora": lora, "sft_steps": sft_steps,
                 "grpo_steps": grpo_steps, "limit": limit}
         config = {**_run_config(name, _task_class(name).router_type, args, device="", threads=None), **identity}
-        today = {**defaults, **identity["task_params"], "grpo_steps": 20, "limit": 2000, "sft_steps": None,
+        today = {**defaults, **task_param_defaults(name), "grpo_steps": 20, "limit": 2000, "sft_steps": None,
                  "lora": True, "base": BASE_DEFAULT_NAME}
-        check_resume(out, _read_state(out)["config"], config, given=given, defaults=today)
+        check_resume(out, _read_state(out).get("config") or {}, config, given=given, defaults=today)
     seed = int(train_kw.get("seed", 0))
     print(f"[data] {data}: building the task's split and prompts", file=sys.stderr, flush=True)
     t = build_task(data, name, seed=seed, **task_kw)
