@@ -162,6 +162,16 @@ def test_llm_router_numbers_checked_before_loading(args: list[str], expected: st
     assert not (tmp_path / "r").exists()
 
 
+def test_unknown_builtin_lists_every_usable_dataset(tmp_path: Path, no_loading: None) -> None:
+    _, msg = train("llm-router", "--data", "builtin:nonexistent", "--out", str(tmp_path / "r"))
+    assert "builtin:nonexistent" in msg and "builtin:llmrouter-9models" in msg and "builtin:clinc150" in msg
+
+
+def test_a_missing_base_is_refused_before_anything_loads(tmp_path: Path, no_loading: None) -> None:
+    _, msg = train("llm-router", "--data", "builtin:clinc150", "--out", str(tmp_path / "r"), "--base", "nobase.gguf")
+    assert "base model 'nobase.gguf' does not exist" in msg and not (tmp_path / "r").exists()
+
+
 def test_valid_llm_router_settings_get_past_the_checks(tmp_path: Path, no_loading: None) -> None:
     code, msg = train("llm-router", "--data", "builtin:clinc150", "--out", str(tmp_path / "r"), "--grpo-steps", "0",
                       "--sft-steps", "3", "--limit", "5", "-p", "lr=1e-4", "-p", "shortlist=null", "-p", "batch=2")

@@ -648,10 +648,22 @@ def train_llm_router_command(data: str, out: Path, *, task: str | None, base: Pa
     are trainer settings (lr, batch, num_generations, ...), else to the task (examples, shortlist, k, ...).
     Every setting is checked, and ``--resume`` compared with the stored run, before anything loads;
     ``given``: the config keys set explicitly on the command line (named when a default changed)."""
+    if data.startswith("builtin:"):
+        from ..errors import UnknownNameError
+        from ..evals.suite import BUILTIN_DATA
+
+        usable = {f"builtin:{k}": f"{v[0]} ({'model_routing' if v[0] == 'outcomes' else 'agent_selection'})"
+                  for k, v in BUILTIN_DATA.items() if v[0] in ("clinc150", "banking77", "outcomes")}
+        if data not in usable:
+            raise UnknownNameError("llm-router training dataset", data, usable)
     name = task_name_for(data, task)
     train_kw, task_kw = check_command_settings(name, sft_steps=sft_steps, grpo_steps=grpo_steps, limit=limit,
                                                eval_samples=eval_samples, params=params)
     _check_out(out, resume)
+    if base is not None:
+        from .gguf_io import check_base
+
+        check_base(base)
     identity = run_identity(data, name, task_kw)
     stages = ("sft", "grpo") if grpo_steps > 0 else ("sft",)
     defaults = train_defaults()
