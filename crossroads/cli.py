@@ -832,8 +832,9 @@ def train(
     if out_path.is_dir():
         raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
     from .agents.embeddings import default_embedder
-    from .training.light import train_light_router
+    from .training.light import check_light_params, train_light_router
 
+    check_light_params(router, params)
     emb = default_embedder()
     with err.status(f"training {router}..."):
         msg = train_light_router(router, data, out_path, params, emb, prices=prices)

@@ -232,6 +232,17 @@ def test_options_of_another_kind_are_refused(kind: str, args: list[str], expecte
         assert "--prices nope.json: no such file" in msg
 
 
+@pytest.mark.parametrize(("kind", "param", "expected"), [
+    ("knn", "nonsense=1", "train knn: unknown parameter(s) nonsense; known: k"),
+    ("mf", "hidden=8", "train mf: unknown parameter(s) hidden; known: dim, epochs, lr, weight_decay, batch, seed"),
+    ("cascade", "dim=8", "train cascade: unknown parameter(s) dim; known: threshold, predictor, k"),
+])
+def test_light_router_unknown_p_key_before_embedding(kind: str, param: str, expected: str, tmp_path: Path,
+                                                     no_loading: None) -> None:
+    _, msg = train(kind, "--data", "builtin:llmrouter-9models", "--out", str(tmp_path / "r.npz"), "-p", param)
+    assert msg == expected
+
+
 def test_llm_router_keeps_epochs_as_sft_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import crossroads.training.llm_router as lr
 

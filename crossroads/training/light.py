@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["AGENT_KINDS", "QUERY_KINDS", "shipped_suite_for", "train_light_router"]
+__all__ = ["AGENT_KINDS", "QUERY_KINDS", "check_light_params", "shipped_suite_for", "train_light_router"]
 
 AGENT_KINDS = ("classifier", "centroid", "knn_intent", "nearest")
 QUERY_KINDS = ("knn", "mlp", "mf", "cascade")
@@ -43,10 +43,37 @@ def _builtin(data: str, formats: tuple[str, ...], what: str) -> tuple[str, Path,
     return BUILTIN_DATA[name]
 
 
+def check_light_params(router: str, params: Mapping[str, Any]) -> None:
+    """Refuse unknown ``-p`` keys of a quality predictor (knn, mlp, mf; cascade: ``threshold``, ``predictor``
+    and that predictor's keys) before any embedding or training, listing the known ones."""
+    import inspect
+
+    from ..errors import UnknownNameError
+    from ..routers.learned import PREDICTORS
+
+    if router not in QUERY_KINDS:
+        return
+    p = dict(params)
+    extra: list[str] = []
+    kind = router
+    if router == "cascade":
+        p.pop("threshold", None)
+        kind = str(p.pop("predictor", "knn"))
+        extra = ["threshold", "predictor"]
+        if kind not in PREDICTORS:
+            raise UnknownNameError("cascade predictor", kind, PREDICTORS)
+    known = [k for k in inspect.signature(PREDICTORS[kind].__init__).parameters if k != "self"]
+    unknown = sorted(set(p) - set(known))
+    if unknown:
+        raise ConfigError(f"train {router}: unknown parameter(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(extra + known)}")
+
+
 def train_light_router(router: str, data: str, out: Path, params: Mapping[str, Any], embedder: Any, *,
                        prices: Path | None = None) -> str:
     """Train ``router`` on ``data`` and save it to ``out``; returns what the CLI prints about it (which rows)."""
     params = dict(params)
+    check_light_params(router, params)
     if router in AGENT_KINDS:
         return _train_agent(router, data, out, params, embedder)
     if router in QUERY_KINDS:
