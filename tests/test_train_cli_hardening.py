@@ -110,6 +110,10 @@ def test_a_fresh_run_state_records_data_and_task_params(tmp_path: Path) -> None:
     cfg = {**_run_config("agent_selection", "reasoning", args, device="cpu", threads=1), **ident}
     assert cfg["lr"] == 5e-4 and cfg["data"] == "builtin:clinc150" and "clinc150_trainval.jsonl.gz" in cfg["data_sha256"]
     check_resume(tmp_path, cfg, {**cfg, "threads": 4})  # threads may change
+    with pytest.raises(ConfigError) as exc:  # GRPO on now: one fix, the flag that turns it off again
+        check_resume(tmp_path, cfg, {**cfg, "stages": ["sft", "grpo"], "grpo_steps": 20})
+    assert "grpo_steps: started with 0, now 20 (--grpo-steps 0 reproduces it)" in str(exc.value)
+    assert "stages" not in str(exc.value) and "run the same command with: --grpo-steps 0 (" in str(exc.value)
     with pytest.raises(ConfigError, match=r"card_examples \(task param\): started with 2, now 3"):
         check_resume(tmp_path, cfg, {**cfg, "task_params": {**cfg["task_params"], "card_examples": 3}})
 

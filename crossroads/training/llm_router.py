@@ -186,6 +186,8 @@ def check_resume(out: Path, stored: Mapping[str, Any], config: Mapping[str, Any]
     for k, v in config.items():
         if k in _MAY_CHANGE_ON_RESUME or k in _IDENTITY_KEYS or k == "router_type" or k not in stored:
             continue
+        if k == "stages" and stored.get("grpo_steps") != config.get("grpo_steps"):
+            continue  # the CLI's stages follow --grpo-steps, named below
         one(k, stored.get(k), v, k)
     data_differs = "data" in stored and stored.get("data") != config.get("data")
     if "data" in stored:
