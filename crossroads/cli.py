@@ -648,19 +648,22 @@ def eval_compare(run_a: str = typer.Argument(...), run_b: str = typer.Argument(.
     """Compare the headline metrics of two eval runs router by router (B - A)."""
     from rich.table import Table
 
-    from .evals.compare import compare_runs, test_set_differences
+    from .evals.compare import compare_runs, compare_warnings, test_set_differences
     from .tracing import EvalStore, TraceStore
 
     store = EvalStore(TraceStore(db))
     a, b = store.get(run_a), store.get(run_b)
     rows = compare_runs(a, b)
     differs = test_set_differences(a, b)
+    warnings = compare_warnings(a, b)
     if as_json:
-        _print_json({"a": a["id"], "b": b["id"], "rows": rows, "test_set_differences": differs})
+        _print_json({"a": a["id"], "b": b["id"], "rows": rows, "test_set_differences": differs, "warnings": warnings})
         return
     if differs:
         err.print(f"warning: the two runs were not scored on the same test rows ({'; '.join(differs)}): "
                   "a difference mixes the routers' change with the data's")
+    for w in warnings:
+        err.print(f"warning: {w}")
     table = Table("router", "metric", f"A {a['id'][:8]}", f"B {b['id'][:8]}", "B - A")
     for r in rows:
         table.add_row(r["router"], r["metric"], _num(r["a"]), _num(r["b"]), _num(r["delta"]))

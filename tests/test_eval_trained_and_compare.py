@@ -243,6 +243,17 @@ def test_compare_warns_when_the_aiq_ceilings_differ_hand_computed(data: Path, tm
     # same routers, same ceiling: no warning
     a2 = _stored(_run(data, [knn]), store)
     assert compare_warnings(a, a2) == []
+    # the CLI prints it (text on stderr, and in --json)
+    from typer.testing import CliRunner
+
+    from crossroads.cli import app
+
+    db = str(tmp_path / "e.db")
+    res = CliRunner().invoke(app, ["eval", "compare", a["id"], b["id"], "--db", db, "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["warnings"] == w
+    res = CliRunner().invoke(app, ["eval", "compare", a["id"], b["id"], "--db", db])
+    assert res.exit_code == 0 and "AIQ ceilings differ" in res.stderr
+    assert "AIQ ceilings differ" not in CliRunner().invoke(app, ["eval", "compare", a["id"], a2["id"], "--db", db]).stderr
 
 
 def test_aiq_ceiling_of_a_run_stored_without_it_is_recomputed_from_its_curves() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TraceStoreError
-from ..evals.compare import test_set_differences
+from ..evals.compare import compare_warnings, test_set_differences
 from ..tracing.store import EvalStore, TraceStore
 from .charts import histogram_svg, stacked_series_svg
 from .evals import compare_table, eval_plots, eval_table
@@ -217,7 +217,8 @@ def build_ui_app(db: str | None = None, *, api_key: str | None = None) -> Any:
         all_metrics = p.get("all") == "1"
         return templates.TemplateResponse(request, "compare.html", {
             "a": a, "b": b, "rows": compare_table(a, b, all_metrics=all_metrics), "all": all_metrics,
-            "same_kind": a["kind"] == b["kind"], "test_set_differences": test_set_differences(a, b)})
+            "same_kind": a["kind"] == b["kind"], "test_set_differences": test_set_differences(a, b),
+            "warnings": compare_warnings(a, b)})
 
     @app.get("/evals/{run_id}", response_class=HTMLResponse)
     def eval_page(request: Request, run_id: str) -> Any:
