@@ -140,8 +140,11 @@ def test_input_over_max_input_chars_is_refused_before_anything_runs(tmp_path, db
 def test_ctrl_c_exits_130_with_a_message(tmp_path, db_path, flows):
     marker = tmp_path / "started"
     env = {**os.environ, **flows, "CROSSROADS_DB": str(db_path)}
+    # a job started in the background by a non-interactive shell (a CI runner's `cmd &`) inherits SIGINT
+    # ignored, and Python keeps it ignored: give the CLI the default disposition a terminal's process has
     proc = subprocess.Popen([sys.executable, "-m", "crossroads.cli", "run", "cliflows:slow", "--input", str(marker)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
