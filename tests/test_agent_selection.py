@@ -253,6 +253,23 @@ def test_suite_scores_the_router_object_a_flow_loads(tmp_path, embedder):
     assert chosen[:2] == ["shop:refund", "tech:crash"]
 
 
+def test_a_loaded_file_is_recalibrated_by_its_own_rule_unless_the_entry_sets_one(tmp_path, embedder):
+    from crossroads.evals.agent_selection import IntentData, SelectionData, build_agent_router
+
+    val = [("can i get a refund", "shop:refund"), ("the app stopped working and closed", "tech:crash"),
+           ("how hot will it be today", "travel:weather"), ("book me a table for two", "oos"), ("what is your name", "oos")]
+    fit = IntentData(*map(list, zip(*TRAIN[:16], strict=True)))
+    v = IntentData(*map(list, zip(*val, strict=True)))
+    data = SelectionData(fit, v, v, "hand-made")
+    trained = build_agent_router("centroid", {"oos_precision_target": 0.5, "oos_prior": 0.2}, data, embedder)
+    path = str(trained.save(tmp_path / "c.npz"))
+    loaded = build_agent_router("centroid", {"path": path}, data, embedder)  # the entry names no rule
+    assert loaded.calibration["oos_precision_target"] == 0.5 and loaded.calibration["oos_prior"] == 0.2
+    assert loaded.threshold == trained.threshold
+    over = build_agent_router("centroid", {"path": path, "oos_precision_target": 0.9}, data, embedder)
+    assert over.calibration["oos_precision_target"] == 0.9 and over.calibration["oos_prior"] == 0.2
+
+
 def test_latency_queries_are_drawn_across_the_test_set(tmp_path, embedder):
     from crossroads.evals.agent_selection import (
         IntentData,

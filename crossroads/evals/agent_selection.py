@@ -337,6 +337,7 @@ def build_agent_router(kind: str, params: Mapping[str, Any], data: SelectionData
     if kind not in AGENT_ROUTERS:
         raise UnknownNameError("agent-selection router", kind, AGENT_ROUTERS)
     p = dict(params)
+    given = {k: p[k] for k in ("oos_precision_target", "oos_prior") if k in p}
     target = float(p.pop("oos_precision_target", DEFAULT_OOS_PRECISION))
     prior = p.pop("oos_prior", None)
     set_margin = float(p.pop("set_margin", DEFAULT_SET_MARGIN))
@@ -358,6 +359,13 @@ def build_agent_router(kind: str, params: Mapping[str, Any], data: SelectionData
         router = load_intent_router(str(p["path"]), **{k: v for k, v in over.items() if v is not None})
         if router.kind != kind:
             raise ConfigError(f"{p['path']} holds a {router.kind!r} router, not {kind!r}: use type: {router.kind}")
+        # recalibrated on this suite's validation slice by the rule the file was calibrated with (its
+        # precision target and out-of-scope prior), unless the entry sets them
+        stored = router.calibration or {}
+        if "oos_precision_target" not in given and stored.get("oos_precision_target") is not None:
+            target = float(stored["oos_precision_target"])
+        if "oos_prior" not in given and "oos_prior" in stored:
+            prior = stored["oos_prior"]
     elif kind == "semantic":
         cards = agent_cards(data.fit, examples=int(p.pop("examples", 5)), seed=seed)
         router = SemanticRouter({a: c["examples"] + [c["description"]] for a, c in cards.items()}, default=fallback,
