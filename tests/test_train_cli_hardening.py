@@ -60,16 +60,47 @@ def _run_dir(tmp_path: Path, config: dict[str, Any]) -> Path:
 
 # -- 1. --resume compares data and task params, and names the option that reproduces the stored run ------------
 
-def test_resume_of_an_old_run_names_the_p_key_of_a_changed_default(tmp_path: Path, no_loading: None) -> None:
-    rs = _run_dir(tmp_path, OLD_CONFIG)
+def test_resume_names_the_p_key_of_a_changed_default_and_refuses_an_unrecorded_run(tmp_path: Path,
+                                                                                   no_loading: None) -> None:
+    import crossroads.training.llm_router as lr
+
+    ident = lr.run_identity("builtin:clinc150", "agent_selection", {})
+    rs = _run_dir(tmp_path, {**OLD_CONFIG, **ident})
     _, msg = train("llm-router", "--data", "builtin:clinc150", "--out", str(rs), "--resume", *OLD_FLAGS)
     # every stored flag given again: only the default that changed since (48 today) differs
     assert "max_completion: started with 32, now 48 (-p max_completion=32 reproduces it; 48 is today's default" in msg
     assert "sft_steps" not in msg and "run the same command with: -p max_completion=32 " in msg
-    assert "predates recording --data, the data files' sha256, the task params (-p shortlist, k, ...)" in msg  # an old run: said so
     code, msg = train("llm-router", "--data", "builtin:clinc150", "--out", str(rs), "--resume", *OLD_FLAGS,
                       "-p", "max_completion=32")
-    assert msg == "LOADED"  # compared on what it has: accepted
+    assert msg == "LOADED"
+    # a run_state.json from before --data and the task params were recorded: refused, never rewritten
+    (tmp_path / "old").mkdir()
+    old = _run_dir(tmp_path / "old", OLD_CONFIG)
+    before = (old / "run_state.json").read_text()
+    _, msg = train("llm-router", "--data", "builtin:clinc150", "--out", str(old), "--resume", *OLD_FLAGS,
+                   "-p", "max_completion=32")
+    assert "predates recording --data, the data files' sha256, so a resume could not be checked" in msg
+    assert "Start a new --out directory" in msg
+    assert (old / "run_state.json").read_text() == before
+
+
+def test_resume_of_a_finished_exported_run_loads_nothing(tmp_path: Path, no_loading: None) -> None:
+    import crossroads.training.llm_router as lr
+
+    ident = lr.run_identity("builtin:clinc150", "agent_selection", {})
+    cfg = {**OLD_CONFIG, "max_completion": 48, **ident}
+    rs = tmp_path / "rs"
+    rs.mkdir()
+    state = {"config": cfg, "stages": {"sft": {"done": True}, "grpo": {"done": True}}, "metrics": {}}
+    (rs / "run_state.json").write_text(json.dumps(state))
+    (rs / "model_card.json").write_text(json.dumps({"model_dir": str(rs / "model"), "gguf": str(rs / "router.gguf")}))
+    (rs / "router.gguf").write_bytes(b"GGUF")
+    res = CliRunner().invoke(app, ["train", "llm-router", "--data", "builtin:clinc150", "--out", str(rs), "--resume",
+                                   *OLD_FLAGS])
+    assert res.exception is None, res.exception  # no task built, no model loaded
+    assert "nothing to resume: every stage" in res.output and "router.gguf" in res.output
+    (rs / "router.gguf").unlink()  # not exported yet: the resume goes on (to the export)
+    assert train("llm-router", "--data", "builtin:clinc150", "--out", str(rs), "--resume", *OLD_FLAGS)[1] == "LOADED"
 
 
 def test_resume_refuses_other_data_or_task_params_naming_each(tmp_path: Path, no_loading: None,
@@ -378,3 +409,13 @@ def test_query_router_on_builtin_trains_on_the_suites_fit_rows(tmp_path: Path, m
     fit_r = create_router("trained", {"path": str(tmp_path / "k.npz")})
     all_r = create_router("trained", {"path": str(tmp_path / "all.npz")})
     assert fit_r.predictor.X.shape[0] == 13 and all_r.predictor.X.shape[0] == 20
+
+
+@pytest.mark.parametrize(("param", "text"), [
+    ("test_fraction=1.5", "test_fraction must be in (0, 1)"), ("test_fraction=0", "test_fraction must be in (0, 1)"),
+    ("test_fraction=-0.2", "test_fraction must be in (0, 1)"), ("oos_share=1", "oos_share must be in [0, 1)"),
+    ("k=0", "k must be >= 1"), ("card_examples=-1", "card_examples must be >= 0")])
+def test_task_params_out_of_range_are_refused_before_loading(param: str, text: str, tmp_path: Path,
+                                                             no_loading: None) -> None:
+    _, msg = train("llm-router", "--data", "builtin:clinc150", "--out", str(tmp_path / "o"), "-p", param)
+    assert text in msg and f"-p {param}" in msg

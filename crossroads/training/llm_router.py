@@ -203,16 +203,23 @@ def check_resume(out: Path, stored: Mapping[str, Any], config: Mapping[str, Any]
         a, b = stored["task_params"] or {}, config["task_params"] or {}
         for name in sorted(set(a) | set(b)):
             one(name, a.get(name), b.get(name), f"{name} (task param)")
-    missing = [k for k in _IDENTITY_KEYS if k not in stored]
+    # task_params are recorded by the CLI; a run started through the Python API with a task object has none
+    missing = [k for k in ("data", "data_sha256") if k not in stored]
+    if missing:
+        # a run from before the data and task params were recorded: a resume could not be checked against
+        # them, and would record this command's values as the run's (its model card says what it was)
+        also = f" Besides, these settings differ: {'; '.join(differ)}." if differ else ""
+        raise ConfigError(f"--resume cannot continue {out}: its {STATE_FILE} predates recording "
+                          f"{_missing_text(missing)}, so a resume could not be checked against the data and task "
+                          f"it was started with.{also} Start a new --out directory (its model_card.md, if any, "
+                          "lists the original settings)")
     if not differ:
         return
     seen: list[str] = []
     for f in fixes:
         if f not in seen:
             seen.append(f)
-    older = (f" (this run's {STATE_FILE} predates recording {_missing_text(missing)}: those were not compared, "
-             "only the settings it has)" if missing else "")
-    raise ConfigError(f"--resume continues {out} with the settings it was started with; these differ{older}: "
+    raise ConfigError(f"--resume continues {out} with the settings it was started with; these differ: "
                       + "; ".join(differ) + f". To continue it, run the same command with: {' '.join(seen)} "
                       f"(settings in {out / STATE_FILE}), or start a new --out directory")
 
@@ -316,14 +323,10 @@ def train_llm_router(
     config.update(_identity(task) if run_identity is None else dict(run_identity))
     if state:
         check_resume(out, state["config"], config)
-        old_run = [k for k in _IDENTITY_KEYS if k not in state["config"]]
-        # a run from before data/task params were recorded: from now on they are (as given on this resume)
         config = {**config, **state["config"], "device": config["device"], "threads": config["threads"]}
         done = [s for s in stages if state.get("stages", {}).get(s, {}).get("done")]
         say(f"resuming {out}: finished stage(s) {', '.join(done) or 'none'}; the next stage continues from its "
-            "last checkpoint (or its start if it saved none)"
-            + (f"; note: this run's {STATE_FILE} predates recording {_missing_text(old_run)}, so those were not "
-               "compared (recorded now as given)" if old_run else ""))
+            "last checkpoint (or its start if it saved none)")
     state = {"config": config, "stages": state.get("stages", {}), "metrics": state.get("metrics", {})}
     _write_state(out, state)
 
@@ -585,6 +588,26 @@ def _check_task_param(task: str, key: str, v: Any, annotation: str) -> None:
         raise ConfigError(f"-p {key}={_json_arg(v)}: {task} task param {key} must be {annotation}, got {v!r}")
 
 
+# -p task params with a range: (lowest, excluded?, highest, excluded?); None = unbounded
+_TASK_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "test_fraction": (0, True, 1, True), "oos_share": (0, False, 1, True), "shortlist": (1, False, None, False),
+    "k": (1, False, None, False), "examples": (0, False, None, False), "card_examples": (0, False, None, False),
+    "size_penalty": (0, False, None, False), "c": (0, False, 1, False), "max_rounds": (1, False, None, False),
+    "answer_share": (0, False, 1, False)}
+
+
+def _check_range(key: str, v: Any) -> None:
+    if key not in _TASK_RANGES or not isinstance(v, (int, float)) or isinstance(v, bool):
+        return
+    lo, lo_x, hi, hi_x = _TASK_RANGES[key]
+    bad = (lo is not None and (v <= lo if lo_x else v < lo)) or (hi is not None and (v >= hi if hi_x else v > hi))
+    if bad:
+        span = (f"{'(' if lo_x else '['}{lo:g}, {hi:g}{')' if hi_x else ']'}" if lo is not None and hi is not None
+                else f"{'>' if lo_x else '>='} {lo:g}")
+        raise ConfigError(f"-p {key}={_json_arg(v)}: {key} must be in {span}" if hi is not None
+                          else f"-p {key}={_json_arg(v)}: {key} must be {span}")
+
+
 def check_command_settings(task: str, *, sft_steps: int | None, grpo_steps: int, limit: int | None,
                            eval_samples: int, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check ``crossroads train llm-router``'s numbers and ``-p`` params before anything loads; returns
@@ -607,6 +630,7 @@ def check_command_settings(task: str, *, sft_steps: int | None, grpo_steps: int,
     task_kw = {k: v for k, v in params.items() if k not in _TRAIN_KEYS}
     for k, v in task_kw.items():
         _check_task_param(task, k, v, types[k])
+        _check_range(k, v)
     return train_kw, task_kw
 
 
@@ -675,7 +699,15 @@ def train_llm_router_command(data: str, out: Path, *, task: str | None, base: Pa
         config = {**_run_config(name, _task_class(name).router_type, args, device="", threads=None), **identity}
         today = {**defaults, **task_param_defaults(name), "grpo_steps": 20, "limit": 2000, "sft_steps": None,
                  "lora": True, "base": BASE_DEFAULT_NAME}
-        check_resume(out, _read_state(out).get("config") or {}, config, given=given, defaults=today)
+        state = _read_state(out)
+        check_resume(out, state.get("config") or {}, config, given=given, defaults=today)
+        finished = all((state.get("stages") or {}).get(s, {}).get("done") for s in stages)
+        card = out / "model_card.json"
+        if finished and card.exists() and (out / "router.gguf").exists():
+            print(f"nothing to resume: every stage of {out} finished and it was exported (router.gguf, "
+                  "model_card.md); start a new --out directory to train again", file=sys.stderr, flush=True)
+            report: dict[str, Any] = json.loads(card.read_text())
+            return report
     seed = int(train_kw.get("seed", 0))
     print(f"[data] {data}: building the task's split and prompts", file=sys.stderr, flush=True)
     t = build_task(data, name, seed=seed, **task_kw)
