@@ -114,15 +114,15 @@ def test_a_file_that_is_not_an_npz_is_refused_without_numpys_pickle_advice(tmp_p
     with pytest.raises(ConfigError) as info:
         create_router("trained", {"path": str(path)})
     msg = str(info.value)
-    assert f"{path} is not a crossroads trained-router file: it is not an .npz archive, so not a router file " \
-           "written by 'crossroads train'" in msg
+    assert f"{path} is not a crossroads trained-router file (not an .npz archive): it is not a router file " \
+           "written by 'crossroads train'; write one with 'crossroads train knn|mlp|mf|cascade" in msg
     assert "pickle" not in msg
 
 
 def test_an_npz_without_crossroads_meta_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "plain.npz"
     np.savez(path, X=np.zeros(3))
-    with pytest.raises(ConfigError, match=r"plain.npz is not a crossroads trained-router file: an .npz archive "
+    with pytest.raises(ConfigError, match=r"plain.npz is not a crossroads trained-router file \(an .npz archive "
                                           r"without the '__meta__' entry"):
         create_router("cascade", {"path": str(path)})
 

@@ -329,13 +329,13 @@ class LearnedRouter(UsesEmbedder, Router):
             raise ConfigError(f"trained router file {path} is a directory; give the .npz file 'crossroads train' wrote")
         how = "write one with 'crossroads train knn|mlp|mf|cascade --data FILE --out FILE.npz'"
         if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and talk about allow_pickle
-            raise ConfigError(f"{path} is not a crossroads trained-router file: it is not an .npz archive, so not a "
+            raise ConfigError(f"{path} is not a crossroads trained-router file (not an .npz archive): it is not a "
                               f"router file written by 'crossroads train'; {how}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "__meta__" not in z.files:
-                    raise ConfigError(f"{path} is not a crossroads trained-router file: an .npz archive without the "
-                                      f"'__meta__' entry 'crossroads train' writes; {how}")
+                    raise ConfigError(f"{path} is not a crossroads trained-router file (an .npz archive without the "
+                                      f"'__meta__' entry 'crossroads train' writes); {how}")
                 meta = json.loads(str(z["__meta__"]))
                 arrays = {k: z[k] for k in z.files if k != "__meta__"}
         except ConfigError:
