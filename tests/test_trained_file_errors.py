@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crossroads.agents.backends.replay import RecordedOutcomes
+from crossroads.agents.backends.replay import RecordedOutcomes, read_prices
 from crossroads.errors import ConfigError
 from crossroads.routers import create_router
 from crossroads.routers.cascade import CascadeRouter
@@ -194,6 +194,7 @@ def test_good_prices_still_load(tmp_path: Path) -> None:
     o = RecordedOutcomes.load(_outcomes(tmp_path / "o.jsonl"), prices=pfile)
     assert (o.prices["cheap"].input_per_mtok, o.prices["cheap"].output_per_mtok) == (1.0, 2.0)
     assert o.prices["strong"].output_per_mtok == 15.0 and "_note" not in o.prices
+    assert read_prices(pfile) == o.prices and read_prices({"m": {"input": 0, "output": 3}})["m"].output_per_mtok == 3.0
 
 
 # -- 4. the train line of agent-selection data without out-of-scope rows -----------------------------------------

@@ -28,7 +28,7 @@ from ...types import CostModel, Message
 from ..models import ChatModelBase, ModelResponse
 from ..tokens import count_tokens
 
-__all__ = ["BUILTIN_DATASETS", "RecordedOutcomes", "RecordedRow", "ReplayModel"]
+__all__ = ["BUILTIN_DATASETS", "PRICE_EXAMPLE", "RecordedOutcomes", "RecordedRow", "ReplayModel", "read_prices"]
 
 _ROUTING = DATA_DIR / "routing"
 BUILTIN_DATASETS: dict[str, tuple[Path, Path | None]] = {
@@ -85,7 +85,7 @@ def _cost_model(p: Any, where: str, model: str) -> CostModel:
     return CostModel(input_per_mtok=cin, output_per_mtok=cout)
 
 
-def _read_prices(prices: str | Path | Mapping[str, Any]) -> dict[str, CostModel]:
+def read_prices(prices: str | Path | Mapping[str, Any]) -> dict[str, CostModel]:
     """A prices file or mapping {model: {input, output}} (USD per 1M tokens; keys starting with ``_`` are
     comments) as CostModels."""
     if isinstance(prices, (str, Path)):
@@ -144,7 +144,7 @@ class RecordedOutcomes:
             raise ConfigError(f"recorded outcomes file {path} does not exist")
         price_map: dict[str, CostModel] = {}
         if prices is not None:
-            for m, cost in _read_prices(prices).items():
+            for m, cost in read_prices(prices).items():
                 price_map[m] = cost
         rows: list[RecordedRow] = []
         for where, n, row in iter_jsonl(path):
