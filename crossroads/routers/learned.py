@@ -11,6 +11,7 @@ by path.
 from __future__ import annotations
 
 import json
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -318,21 +319,31 @@ class LearnedRouter(UsesEmbedder, Router):
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
     @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> LearnedRouter:
-        """Read a router written by :meth:`save`."""
+    def load(cls, path: str | Path, *, as_type: str | None = None, **overrides: Any) -> LearnedRouter:
+        """Read a router written by :meth:`save`. ``as_type`` is the router type the file is loaded as
+        (``trained``: a cascade file is refused, since scoring it as ``trained`` would drop its threshold)."""
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"trained router file {path} does not exist; create it with 'crossroads train'")
         if path.is_dir():
             raise ConfigError(f"trained router file {path} is a directory; give the .npz file 'crossroads train' wrote")
         how = "write one with 'crossroads train knn|mlp|mf|cascade --data FILE --out FILE.npz'"
+        if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and talk about allow_pickle
+            raise ConfigError(f"{path} is not a crossroads trained-router file (not an .npz archive): it is not a "
+                              f"router file written by 'crossroads train'; {how}")
         try:
             with np.load(path, allow_pickle=False) as z:
+                if "__meta__" not in z.files:
+                    raise ConfigError(f"{path} is not a crossroads trained-router file (an .npz archive without the "
+                                      f"'__meta__' entry 'crossroads train' writes); {how}")
                 meta = json.loads(str(z["__meta__"]))
                 arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        except Exception as exc:  # not a zip, no meta, pickled data, bad JSON...: all "not our file"
+        except ConfigError:
+            raise
+        except Exception as exc:  # truncated zip, pickled data, bad JSON...: all "not our file"
             raise ConfigError(f"{path} is not a crossroads trained-router file ({type(exc).__name__}: {exc}); "
                               f"{how}") from exc
+        _refuse_other_router_file(path, meta, as_type)
         try:
             predictor = PREDICTORS[meta["kind"]].from_state(arrays, meta["params"])
             targets, costs = list(meta["targets"]), dict(meta["costs"])
@@ -346,6 +357,29 @@ class LearnedRouter(UsesEmbedder, Router):
         return router
 
 
+_INTENT_FORMATS = ("crossroads.intent_router/1", "crossroads.classifier/1")
+"""Formats of agent-selection files (``crossroads train classifier|centroid|knn_intent|nearest``)."""
+
+
+def _refuse_other_router_file(path: Path, meta: Any, as_type: str | None) -> None:
+    """Refuse a ``crossroads train`` file that holds another kind of router than ``as_type`` loads, naming the
+    type that loads it: an agent-selection file (any quality-predictor type), a cascade file as ``trained``."""
+    if not isinstance(meta, dict):
+        return
+    fmt = meta.get("format")
+    if fmt in _INTENT_FORMATS:
+        kind = str(meta.get("kind") or "classifier")
+        raise ConfigError(f"{path} holds a {kind} router for agent selection (written by 'crossroads train {kind}'), "
+                          f"not a quality predictor over models: load it with type: {kind} "
+                          f"(params: {{path: {path}}}), in an agent-selection flow or suite")
+    if as_type == "trained" and meta.get("router") == "cascade":
+        thr = meta.get("threshold")
+        raise ConfigError(f"{path} holds a cascade router ({meta.get('kind')} predictor, threshold "
+                          f"{thr if thr is not None else 'unset'}, written by 'crossroads train cascade'): load it "
+                          f"with type: cascade (params: {{path: {path}}}); as type: trained its threshold would be "
+                          "ignored")
+
+
 @register_router()
 class TrainedRouter(LearnedRouter):
     """A trained router loaded from a file (``type: trained, params: {path: knn.npz}``)."""
@@ -353,7 +387,7 @@ class TrainedRouter(LearnedRouter):
     name = "trained"
 
     def __init__(self, path: str, willingness: float | None = None, *, label: str | None = None) -> None:
-        loaded = LearnedRouter.load(path)
+        loaded = LearnedRouter.load(path, as_type="trained")
         super().__init__(loaded.predictor, loaded.targets, loaded.costs,
                          willingness=loaded.willingness if willingness is None else willingness,
                          label=label or loaded.label)

@@ -100,8 +100,9 @@ def _train_agent(router: str, data: str, out: Path, params: dict[str, Any], embe
         trained = build_agent_router(router, params, sel, embedder, seed=seed)
         trained.save(out)
         suite = spec.name if spec is not None else data
-        return (f"{len(trained.agents)} agents; fit rows of the {suite} suite's split: {len(sel.fit)}, out-of-scope "
-                f"threshold {trained.threshold} calibrated on its {len(sel.validation)} held rows; its "
+        oos = ("no out-of-scope rows: no threshold" if trained.threshold is None else
+               f"out-of-scope threshold {trained.threshold} calibrated on its {len(sel.validation)} held rows")
+        return (f"{len(trained.agents)} agents; fit rows of the {suite} suite's split: {len(sel.fit)}, {oos}; its "
                 f"{len(split.test)} test rows never used")
     path = Path(data)
     if not path.is_file():
@@ -109,10 +110,14 @@ def _train_agent(router: str, data: str, out: Path, params: dict[str, Any], embe
     trained, sel = train_agent_router_from_file(router, path, None, params, embedder)
     trained.save(out)
     n = len(sel.fit) + len(sel.validation)
-    rows = (f"train+oos_train of {path.name} ({len(sel.fit)} rows), out-of-scope threshold {trained.threshold} "
-            f"calibrated on its val+oos_val ({len(sel.validation)} rows)" if sel.protocol.startswith("fit: train+")
-            else f"all {n} rows of {path.name} (fit {len(sel.fit)}, out-of-scope threshold {trained.threshold} "
-                 f"calibrated on {len(sel.validation)})")
+    if sel.protocol.startswith("fit: train+"):
+        oos = ("no out-of-scope rows: no threshold" if trained.threshold is None else
+               f"out-of-scope threshold {trained.threshold} calibrated on its val+oos_val ({len(sel.validation)} rows)")
+        rows = f"train+oos_train of {path.name} ({len(sel.fit)} rows), {oos}"
+    else:
+        oos = ("no out-of-scope rows: no threshold" if trained.threshold is None else
+               f"out-of-scope threshold {trained.threshold} calibrated on {len(sel.validation)}")
+        rows = f"all {n} rows of {path.name} (fit {len(sel.fit)}, {oos})"
     return f"{len(trained.agents)} agents; {rows}: do not score it on these rows"
 
 

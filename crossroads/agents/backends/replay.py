@@ -28,7 +28,7 @@ from ...types import CostModel, Message
 from ..models import ChatModelBase, ModelResponse
 from ..tokens import count_tokens
 
-__all__ = ["BUILTIN_DATASETS", "RecordedOutcomes", "RecordedRow", "ReplayModel"]
+__all__ = ["BUILTIN_DATASETS", "PRICE_EXAMPLE", "RecordedOutcomes", "RecordedRow", "ReplayModel", "read_prices"]
 
 _ROUTING = DATA_DIR / "routing"
 BUILTIN_DATASETS: dict[str, tuple[Path, Path | None]] = {
@@ -61,6 +61,46 @@ def _dict_field(row: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: field {key!r} must map model names to values, got {type(value).__name__}")
     return dict(value)
+
+
+PRICE_EXAMPLE = '{"gpt-4o": {"input": 2.5, "output": 10.0}, "llama-3-8b": {"input": 0.2, "output": 0.2}}'
+"""A prices file (``--prices``): one object per model, USD per 1M input and output tokens."""
+
+
+def _cost_model(p: Any, where: str, model: str) -> CostModel:
+    """``{"input": x, "output": y}`` (USD per 1M tokens) as a :class:`CostModel`; anything else is a ConfigError
+    naming ``where``, the model and the expected shape."""
+    shape = (f"expected one object per model with its USD price per 1M input and output tokens, e.g. "
+             f"{PRICE_EXAMPLE}")
+    if not isinstance(p, Mapping) or "input" not in p or "output" not in p:
+        raise ConfigError(f"{where}: model {model!r} has price {p!r}; {shape}")
+    try:
+        cin, cout = float(p["input"]), float(p["output"])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: model {model!r} has price {dict(p)!r}: 'input' and 'output' must be numbers; "
+                          f"{shape}") from None
+    if not (math.isfinite(cin) and math.isfinite(cout)) or cin < 0 or cout < 0:
+        raise ConfigError(f"{where}: model {model!r} has price {dict(p)!r}: 'input' and 'output' must be finite "
+                          f"and >= 0; {shape}")
+    return CostModel(input_per_mtok=cin, output_per_mtok=cout)
+
+
+def read_prices(prices: str | Path | Mapping[str, Any]) -> dict[str, CostModel]:
+    """A prices file or mapping {model: {input, output}} (USD per 1M tokens; keys starting with ``_`` are
+    comments) as CostModels."""
+    if isinstance(prices, (str, Path)):
+        where = f"prices file {prices}"
+        try:
+            raw: Any = json.loads(Path(prices).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{where} does not exist; write it as JSON, e.g. {PRICE_EXAMPLE}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{where} is not readable JSON ({exc}); write it as e.g. {PRICE_EXAMPLE}") from exc
+    else:
+        where, raw = "prices", prices
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object of models, got {type(raw).__name__}; e.g. {PRICE_EXAMPLE}")
+    return {str(m): _cost_model(p, where, str(m)) for m, p in raw.items() if not str(m).startswith("_")}
 
 
 class RecordedOutcomes:
@@ -104,10 +144,8 @@ class RecordedOutcomes:
             raise ConfigError(f"recorded outcomes file {path} does not exist")
         price_map: dict[str, CostModel] = {}
         if prices is not None:
-            raw = json.loads(Path(prices).read_text()) if isinstance(prices, (str, Path)) else dict(prices)
-            for m, p in raw.items():
-                if not m.startswith("_"):
-                    price_map[m] = CostModel(input_per_mtok=float(p["input"]), output_per_mtok=float(p["output"]))
+            for m, cost in read_prices(prices).items():
+                price_map[m] = cost
         rows: list[RecordedRow] = []
         for where, n, row in iter_jsonl(path):
             for key in ("prompt",):
@@ -117,7 +155,7 @@ class RecordedOutcomes:
                 scores = {m: float(v) for m, v in _dict_field(row, "scores", where).items()}
                 if "price_per_1m_tokens" in row:
                     for m, p in _dict_field(row, "price_per_1m_tokens", where).items():
-                        price_map.setdefault(m, CostModel(input_per_mtok=float(p["input"]), output_per_mtok=float(p["output"])))
+                        price_map.setdefault(m, _cost_model(p, f"{where}: field 'price_per_1m_tokens'", m))
             elif "correct" in row:
                 scores = {m: 1.0 if v else 0.0 for m, v in _dict_field(row, "correct", where).items()}
             else:
