@@ -763,6 +763,10 @@ def train(
     def prices_exist() -> None:
         if prices is not None and not prices.is_file():
             raise ConfigError(f"--prices {prices}: no such file (JSON {{model: {{input, output}}}}, USD per 1M tokens)")
+        if prices is not None:  # its shape too, before the embedder or any model loads
+            from .agents.backends.replay import read_prices
+
+            read_prices(prices)
 
     if router == "encoder":
         refuse(_LLM_ONLY, "llm-router")

@@ -171,6 +171,18 @@ def test_bad_router_file_entries_are_refused_before_any_work(data: Path, monkeyp
         _run(data, [{"name": "knn", "type": "knn", "params": {"k": 1}}], extra=[entry], embedder=NoEmbedding())
 
 
+def test_cascade_file_as_type_trained_is_refused_before_embedding(data: Path) -> None:
+    from crossroads.routers.cascade import CascadeRouter
+
+    base = LearnedRouter.load(_knn_file(data / "mine.npz"))
+    cas = CascadeRouter(predictor=base.predictor, targets=base.targets, costs=base.costs, threshold=0.7).save(
+        data / "cas.npz")
+    with pytest.raises(ConfigError, match=r"suite 'tiny': router 'x' \(type: trained\): .*cas.npz holds a cascade "
+                                          r"router \(knn predictor, threshold 0.7.*load it with type: cascade"):
+        _run(data, [{"name": "knn", "type": "knn"}], extra=[{"name": "x", "type": "trained", "params": {"path": str(cas)}}],
+             embedder=NoEmbedding())
+
+
 def test_file_trained_on_other_models_is_refused_before_embedding(data: Path) -> None:
     other = _knn_file(data / "other.npz")
     z = LearnedRouter.load(other)

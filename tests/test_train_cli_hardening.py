@@ -382,16 +382,16 @@ def test_agent_router_on_builtin_never_sees_the_suites_test_rows(tmp_path: Path,
     split = prepare_selection_data("banking77", rows, test_fraction=0.5, seed=0)
     assert len(split.fit) == 4 and len(split.test) == 4
     msg = train_light_router("nearest", "builtin:tiny", tmp_path / "n.npz", {}, _WordEmbedder())
-    assert msg == ("4 agents; fit rows of the tiny suite's split: 4, out-of-scope threshold None calibrated on its 0 "
-                   "held rows; its 4 test rows never used")
+    assert msg == ("4 agents; fit rows of the tiny suite's split: 4, no out-of-scope rows: no threshold; its 4 test "
+                   "rows never used")
     stored = load_intent_router(tmp_path / "n.npz")
     vocab = _WordEmbedder.VOCAB
     # the stored utterances are exactly the suite's fit rows (one word each): none of its test rows
     assert {vocab[j] for j in stored.examples.argmax(axis=1)} == {t.split()[0] for t in split.fit.texts}
     assert not {t.split()[0] for t in split.test.texts} & {vocab[j] for j in stored.examples.argmax(axis=1)}
     msg = train_light_router("nearest", str(rows), tmp_path / "all.npz", {}, _WordEmbedder())
-    assert msg == ("4 agents; all 8 rows of tiny.csv (fit 8, out-of-scope threshold None calibrated on 0): do not "
-                   "score it on these rows")
+    assert msg == ("4 agents; all 8 rows of tiny.csv (fit 8, no out-of-scope rows: no threshold): do not score it "
+                   "on these rows")
     assert load_intent_router(tmp_path / "all.npz").examples.shape[0] == 8  # a user's own file: every row
 
 
@@ -428,3 +428,14 @@ def test_task_params_out_of_range_are_refused_before_loading(param: str, text: s
                                                              no_loading: None) -> None:
     _, msg = train("llm-router", "--data", "builtin:clinc150", "--out", str(tmp_path / "o"), "-p", param)
     assert text in msg and f"-p {param}" in msg
+
+
+def test_prices_of_the_wrong_shape_refused_before_the_embedder_loads(tmp_path: Path, no_loading: None) -> None:
+    data = tmp_path / "o.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "scores": {"a": 1.0}}) + "\n")
+    prices = tmp_path / "p.json"
+    prices.write_text(json.dumps({"a": 0.5}))
+    code, text = train("mf", "--data", str(data), "--out", str(tmp_path / "mf.npz"), "--prices", str(prices))
+    assert code != 0 and f"prices file {prices}: model 'a' has price 0.5; expected one object per model" in text
+    prices.write_text(json.dumps({"a": {"input": 1, "output": 2}}))
+    assert train("mf", "--data", str(data), "--out", str(tmp_path / "mf.npz"), "--prices", str(prices))[1] == "LOADED"

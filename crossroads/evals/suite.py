@@ -649,7 +649,7 @@ def _query_router_files(spec: SuiteSpec) -> tuple[SuiteSpec, dict[str, tuple[Pat
                 raise ConfigError(f"{where}: params.path must be a file path, got {raw!r}")
             path = Path(raw).expanduser().resolve()
             try:
-                loaded = LearnedRouter.load(path)
+                loaded = LearnedRouter.load(path, as_type=e.type)
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc}") from exc
             files[e.name] = (path, list(loaded.targets))
