@@ -492,9 +492,10 @@ def test_local_batched_label_scoring_equals_separate_evaluation() -> None:
     import math
 
     import numpy as np
+
+    m = _local()  # skips without the optional llama-cpp-python backend
     from llama_cpp import Llama
 
-    m = _local()
     msgs = [Message(role="user", content="Which agent handles refunds?")]
     labels = ["billing", "billing_disputes", "tech", "faq", "travel", "transfer", "translate", "weather", "music", "cooking"]
     batched = m.score_labels(msgs, labels, prefix='{"agents": ["', suffix='"')
