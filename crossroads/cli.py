@@ -775,11 +775,7 @@ def train(
                               "not for 'encoder', which trains on intent data")
         from .training.encoder import EncoderTrainConfig, selection_data_for, train_encoder_router
 
-        if out_path.is_dir():
-            raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
-        if out_path.exists() and not overwrite:
-            raise ConfigError(f"--out {out_path} already exists; pass --overwrite to replace it (and its .encoder.onnx "
-                              "and card files), or choose a new path")
+        _check_out_file(out_path, overwrite, " (and its .encoder.onnx and card files)")
         if max_minutes is not None:
             params["max_minutes"] = max_minutes
         if epochs is not None:
@@ -796,7 +792,12 @@ def train(
                   f"load with type: classifier, params: {{path: {out_path}}}")
         return
     if router == "llm-router":
-        from .training.llm_router import task_name_for, train_llm_router_command
+        from .training.llm_router import (
+            DEFAULT_GRPO_STEPS,
+            DEFAULT_LIMIT,
+            task_name_for,
+            train_llm_router_command,
+        )
 
         if max_minutes is not None:
             raise ConfigError("--max-minutes is an option of 'crossroads train encoder'; bound llm-router with "
@@ -816,8 +817,8 @@ def train(
         keys_given = {*params, "data", *(k for k, o in flags.items() if given[o])}
         report = train_llm_router_command(data, out_path, task=task_name, base=base_model,
                                           lora=True if lora is None else lora, sft_steps=sft_steps,
-                                          grpo_steps=20 if grpo_steps is None else grpo_steps,
-                                          limit=2000 if limit is None else limit, resume=resume,
+                                          grpo_steps=DEFAULT_GRPO_STEPS if grpo_steps is None else grpo_steps,
+                                          limit=DEFAULT_LIMIT if limit is None else limit, resume=resume,
                                           eval_samples=0 if eval_samples is None else eval_samples, params=params,
                                           given=keys_given)
         out.print(f"wrote {report['model_dir']} and {report['gguf']} (model card: {out_path / 'model_card.md'})")
@@ -827,8 +828,9 @@ def train(
     if test_file is not None or epochs is not None:
         raise ConfigError(f"--test and --epochs are options of 'crossroads train encoder' and 'crossroads train "
                           f"llm-router', not of {router!r}")
-    agent_kinds = ("classifier", "centroid", "knn_intent", "nearest")
-    query_kinds = ("knn", "mlp", "mf", "cascade")
+    from .training.light import AGENT_KINDS as agent_kinds
+    from .training.light import QUERY_KINDS as query_kinds
+
     if router not in agent_kinds + query_kinds:
         raise ConfigError(f"cannot train {router!r}; trainable: knn, mlp, mf, cascade, classifier, centroid, "
                           "knn_intent, nearest, encoder, llm-router")
@@ -836,10 +838,7 @@ def train(
         raise ConfigError(f"--prices is for outcome data (knn, mlp, mf, cascade), not for {router!r}, which trains "
                           "on intent data")
     prices_exist()
-    if out_path.is_dir():
-        raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
-    if out_path.exists() and not overwrite:
-        raise ConfigError(f"--out {out_path} already exists; pass --overwrite to replace it, or choose a new path")
+    _check_out_file(out_path, overwrite)
     from .agents.embeddings import default_embedder
     from .training.light import check_light_params, train_light_router
 
@@ -848,6 +847,16 @@ def train(
     with err.status(f"training {router}..."):
         msg = train_light_router(router, data, out_path, params, emb, prices=prices)
     out.print(f"wrote {out_path} ({msg})")
+
+
+def _check_out_file(out_path: Path, overwrite: bool, also: str = "") -> None:
+    """A router file ``--out`` (encoder, light routers): not a directory; an existing file only with --overwrite."""
+    from .errors import ConfigError
+
+    if out_path.is_dir():
+        raise ConfigError(f"--out {out_path} is a directory; give the router file to write, e.g. {out_path / 'router.npz'}")
+    if out_path.exists() and not overwrite:
+        raise ConfigError(f"--out {out_path} already exists; pass --overwrite to replace it{also}, or choose a new path")
 
 
 def _one_line(text: str, width: int) -> str:

@@ -100,8 +100,7 @@ def _train_agent(router: str, data: str, out: Path, params: dict[str, Any], embe
         trained = build_agent_router(router, params, sel, embedder, seed=seed)
         trained.save(out)
         suite = spec.name if spec is not None else data
-        oos = ("no out-of-scope rows: no threshold" if trained.threshold is None else
-               f"out-of-scope threshold {trained.threshold} calibrated on its {len(sel.validation)} held rows")
+        oos = _threshold_text(trained, f"on its {len(sel.validation)} held rows")
         return (f"{len(trained.agents)} agents; fit rows of the {suite} suite's split: {len(sel.fit)}, {oos}; its "
                 f"{len(split.test)} test rows never used")
     path = Path(data)
@@ -111,14 +110,18 @@ def _train_agent(router: str, data: str, out: Path, params: dict[str, Any], embe
     trained.save(out)
     n = len(sel.fit) + len(sel.validation)
     if sel.protocol.startswith("fit: train+"):
-        oos = ("no out-of-scope rows: no threshold" if trained.threshold is None else
-               f"out-of-scope threshold {trained.threshold} calibrated on its val+oos_val ({len(sel.validation)} rows)")
+        oos = _threshold_text(trained, f"on its val+oos_val ({len(sel.validation)} rows)")
         rows = f"train+oos_train of {path.name} ({len(sel.fit)} rows), {oos}"
     else:
-        oos = ("no out-of-scope rows: no threshold" if trained.threshold is None else
-               f"out-of-scope threshold {trained.threshold} calibrated on {len(sel.validation)}")
+        oos = _threshold_text(trained, f"on {len(sel.validation)}")
         rows = f"all {n} rows of {path.name} (fit {len(sel.fit)}, {oos})"
     return f"{len(trained.agents)} agents; {rows}: do not score it on these rows"
+
+
+def _threshold_text(trained: Any, where: str) -> str:
+    if trained.threshold is None:
+        return "no out-of-scope rows: no threshold"
+    return f"out-of-scope threshold {trained.threshold} calibrated {where}"
 
 
 def _train_query(router: str, data: str, out: Path, params: dict[str, Any], embedder: Any,

